@@ -1,0 +1,73 @@
+"""Balances with holds, open-order indexes and 30-day fee volume of one trading account."""
+
+from __future__ import annotations
+
+from abyssal.core.book import Order
+
+DAY_NS = 86_400 * 1_000_000_000
+FEE_WINDOW_DAYS = 30
+FEE_ACCOUNT = 0  # the house: fees and rounding are credited here
+WORLD_ACCOUNT = -1  # the outside world in postings: deposits come from it, withdrawals go to it
+
+
+class Account:
+    """``total[asset]`` and ``held[asset]`` in minor units; available = total - held."""
+
+    __slots__ = ("cl_ids", "cur_day", "held", "number", "open", "total", "vol30", "vol_days")
+
+    def __init__(self, number: int, asset_count: int) -> None:
+        self.number = number
+        self.total = [0] * asset_count
+        self.held = [0] * asset_count
+        self.open: dict[int, Order] = {}  # order_no -> live order (resting, pending or untriggered)
+        self.cl_ids: dict[str, int] = {}  # cl_ord_id -> order_no, open orders only
+        self.vol_days: dict[int, int] = {}  # day number -> volume in fee-currency minor units
+        self.vol30 = 0
+        self.cur_day = -1
+
+    def available(self, asset: int) -> int:
+        return self.total[asset] - self.held[asset]
+
+    def hold(self, asset: int, amount_minor: int) -> None:
+        assert amount_minor >= 0
+        assert self.total[asset] - self.held[asset] >= amount_minor, "hold beyond available"
+        self.held[asset] += amount_minor
+
+    def release(self, asset: int, amount_minor: int) -> None:
+        assert 0 <= amount_minor <= self.held[asset], "release beyond held"
+        self.held[asset] -= amount_minor
+
+    def debit_held(self, asset: int, amount_minor: int) -> None:
+        """Money leaves the account out of its hold (a fill consuming an order's hold)."""
+        assert 0 <= amount_minor <= self.held[asset], "debit beyond held"
+        self.held[asset] -= amount_minor
+        self.total[asset] -= amount_minor
+
+    def credit(self, asset: int, amount_minor: int) -> None:
+        assert amount_minor >= 0
+        self.total[asset] += amount_minor
+
+    def debit_available(self, asset: int, amount_minor: int) -> None:
+        assert 0 <= amount_minor <= self.total[asset] - self.held[asset], "debit beyond available"
+        self.total[asset] -= amount_minor
+
+    def add_volume(self, ts_ns: int, volume_minor: int) -> None:
+        day = ts_ns // DAY_NS
+        if day != self.cur_day:
+            self.roll(day)
+        self.vol_days[day] = self.vol_days.get(day, 0) + volume_minor
+        self.vol30 += volume_minor
+
+    def roll(self, day: int) -> None:
+        """Forget days that left the 30-day window; recompute the window's sum."""
+        self.cur_day = day
+        oldest = day - FEE_WINDOW_DAYS + 1
+        for d in [d for d in self.vol_days if d < oldest]:
+            del self.vol_days[d]
+        self.vol30 = sum(self.vol_days.values())
+
+    def volume_at(self, ts_ns: int) -> int:
+        day = ts_ns // DAY_NS
+        if day != self.cur_day:
+            self.roll(day)
+        return self.vol30

@@ -1,0 +1,192 @@
+"""Order changes: amend in place (a size cut keeps priority) and edit as cancel-replace."""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING
+
+from abyssal.core.book import Order
+from abyssal.core.matching import close_order, would_take
+from abyssal.core.messages import (
+    FLAG_POST,
+    TRIGGERED_TYPES,
+    AmendOrder,
+    CloseReason,
+    EditOrder,
+    Event,
+    OrderAmended,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    Reject,
+    Rejected,
+    Side,
+)
+
+if TYPE_CHECKING:
+    from abyssal.core.engine import Engine
+
+AMENDABLE = (
+    OrderType.limit,
+    OrderType.iceberg,
+    OrderType.stop_loss,
+    OrderType.take_profit,
+    OrderType.stop_loss_limit,
+    OrderType.take_profit_limit,
+)
+
+
+def _find(engine: Engine, account: int, order_no: int, cl_ord_id: str) -> Order | None:
+    acct = engine.s.accounts.get(account)
+    if acct is None:
+        return None
+    if cl_ord_id:
+        order_no = acct.cl_ids.get(cl_ord_id, 0)
+    return acct.open.get(order_no)
+
+
+def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
+    from abyssal.core.engine import required_hold
+
+    s = engine.s
+    o = _find(engine, c.account, c.order_no, c.cl_ord_id)
+    if o is None:
+        events.append(Rejected(c.account, int(Reject.unknown_order)))
+        return
+    if o.ordertype not in AMENDABLE or (o.ordertype in TRIGGERED_TYPES and o.triggered):
+        events.append(Rejected(c.account, int(Reject.not_amendable)))
+        return
+    pair = s.pairs[o.pair]
+    tick = pair.tick_ticks
+    new_qty = c.order_qty_lots if c.order_qty_lots >= 0 else o.volume_lots
+    if new_qty <= o.filled_lots:
+        close_order(s, o, OrderStatus.canceled, CloseReason.amended_below_filled, c.ts_ns, events)
+        return
+    waiting = not o.triggered  # an untriggered stop: its limit lives in price2 until it fires
+    limit = o.price2_ticks if waiting and o.ordertype != OrderType.stop_loss else o.limit_ticks
+    has_limit = o.ordertype not in (OrderType.stop_loss, OrderType.take_profit)
+    new_limit = c.limit_price_ticks if c.limit_price_ticks >= 0 and has_limit else limit
+    new_stop = c.trigger_price_ticks if c.trigger_price_ticks >= 0 and waiting else o.stop_ticks
+    for value in (new_limit, new_stop):
+        if value < 0 or (value and value % tick):
+            events.append(Rejected(c.account, int(Reject.tick_size)))
+            return
+    if has_limit and new_limit == 0:
+        events.append(Rejected(c.account, int(Reject.invalid_price), "limit_price"))
+        return
+    new_display = o.display_lots
+    if o.ordertype == OrderType.iceberg and c.display_lots >= 0:
+        new_display = c.display_lots
+        if not 0 < new_display <= new_qty:
+            events.append(Rejected(c.account, int(Reject.invalid_arguments), "display_qty"))
+            return
+    remaining = new_qty - o.filled_lots
+    price_changed = o.resting and new_limit != o.limit_ticks
+    if c.post_only and price_changed and would_take(s, o, new_limit):
+        events.append(Rejected(c.account, int(Reject.post_only_would_take)))
+        return
+    hold_price = new_limit if has_limit else o.price2_ticks
+    needed = required_hold(pair, o, remaining, hold_price)
+    acct = s.accounts[o.account]
+    asset = pair.quote.index if o.is_buy else pair.base.index
+    delta = needed - o.hold_minor
+    if delta > acct.available(asset):
+        events.append(Rejected(c.account, int(Reject.insufficient_funds)))
+        return
+    s.amend_no += 1
+    lose_priority = price_changed or remaining > o.remaining_lots or new_display > o.display_lots
+    if o.resting:
+        side = s.books[o.pair].side(o.is_buy)
+        if lose_priority:
+            side.unlink(o)
+        else:  # a size cut keeps the order's place in the queue
+            level = side.levels[o.limit_ticks]
+            visible = min(new_display, remaining) if new_display else remaining
+            level.visible_lots += visible - o.visible_lots
+            o.visible_lots = visible
+    if delta > 0:
+        acct.hold(asset, delta)
+    elif delta < 0:
+        acct.release(asset, -delta)
+    o.hold_minor = needed
+    o.volume_lots, o.remaining_lots, o.display_lots = new_qty, remaining, new_display
+    if waiting:
+        if has_limit:
+            o.price2_ticks = new_limit
+        if new_stop != o.stop_ticks:
+            o.stop_ticks = new_stop
+            s.register_trigger(o)
+    else:
+        o.limit_ticks = new_limit
+    events.append(
+        OrderAmended(
+            o.order_no, o.account, s.amend_no, new_qty, new_display, new_limit if has_limit else 0,
+            o.stop_ticks, delta, asset, c.ts_ns,
+        )
+    )  # fmt: skip
+    if o.resting is False and not waiting:
+        if c.post_only and would_take(s, o, o.limit_ticks):
+            o.flags |= FLAG_POST
+        o.visible_lots = min(o.display_lots, o.remaining_lots) if o.display_lots else o.remaining_lots
+        engine._execute(o, c.ts_ns, events)
+    elif waiting:
+        engine._run_triggers(o.pair, c.ts_ns, events)
+
+
+def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
+    """Cancel-replace: the new order is checked with the old one's hold counted as free."""
+    s = engine.s
+    o = _find(engine, c.account, c.order_no, "")
+    if o is None:
+        events.append(Rejected(c.account, int(Reject.unknown_order)))
+        return
+    if o.ordertype not in (OrderType.limit, OrderType.iceberg):
+        events.append(Rejected(c.account, int(Reject.not_amendable)))
+        return
+    new_volume = c.volume_lots if c.volume_lots >= 0 else o.volume_lots
+    if new_volume <= o.filled_lots:
+        events.append(Rejected(c.account, int(Reject.invalid_volume), "volume"))
+        return
+    flags = o.flags
+    if c.post_only == 1:
+        flags |= FLAG_POST
+    elif c.post_only == 0:
+        flags &= ~FLAG_POST
+    pair = s.pairs[o.pair]
+    price = c.price_ticks if c.price_ticks >= 0 else o.limit_ticks
+    place = PlaceOrder(
+        ts_ns=c.ts_ns,
+        account=o.account,
+        pair=o.pair,
+        side=int(Side.buy if o.is_buy else Side.sell),
+        ordertype=o.ordertype,
+        volume_lots=new_volume - o.filled_lots,
+        price_ticks=price,
+        display_lots=c.display_lots if c.display_lots >= 0 else o.display_lots,
+        flags=flags,
+        tif=o.tif,
+        expire_ns=o.expire_ns,
+        userref=c.userref if c.userref >= 0 else o.userref,
+        stp=o.stp,
+        validate=True,
+        price_text=pair.price_text(price),
+    )
+    asset = pair.quote.index if o.is_buy else pair.base.index
+    acct = s.accounts[o.account]
+    acct.release(asset, o.hold_minor)  # count the old hold as free while checking
+    trial: list[Event] = []
+    engine._place(place, trial, -1)
+    acct.hold(asset, o.hold_minor)
+    if trial and isinstance(trial[-1], Rejected):
+        events.append(trial[-1])
+        return
+    if c.validate:
+        events.extend(trial)
+        return
+    close_order(s, o, OrderStatus.canceled, CloseReason.replaced, c.ts_ns, events)
+    engine._place(place.__class__(**{**_fields(place), "validate": False}), events, -1)
+    heapq.heapify(s.expiries)
+
+
+def _fields(place: PlaceOrder) -> dict[str, object]:
+    return {f: getattr(place, f) for f in place.__struct_fields__}

@@ -1,0 +1,552 @@
+"""The engine: ``apply(command) -> events``, pure and deterministic (no clock, no I/O).
+
+Life of an order: checks (mode, volume, prices, minimums) -> hold (risk before matching)
+-> scheduled start or trigger wait -> matching -> rest, or close (filled, IOC remainder,
+post-only, self-trade, market protection) -> fills settle holds -> close releases the rest.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+from abyssal.core.book import Order
+from abyssal.core.instruments import PPM, Instruments, Pair, ceil_div
+from abyssal.core.matching import close_order, fee_from_hold, match, walk_cost_raw, would_take
+from abyssal.core.messages import (
+    FLAG_FCIB,
+    FLAG_FCIQ,
+    FLAG_NOMPP,
+    FLAG_POST,
+    FLAG_VIQC,
+    TRIGGERED_TYPES,
+    AmendOrder,
+    CancelAll,
+    CancelAllAfter,
+    CancelCount,
+    CancelOrders,
+    CloseReason,
+    Command,
+    Deposit,
+    Deposited,
+    EditOrder,
+    Event,
+    Mode,
+    ModeChanged,
+    OrderAccepted,
+    OrderAmended,
+    OrderStarted,
+    OrderStatus,
+    OrderTriggered,
+    OrderType,
+    PlaceBatch,
+    PlaceOrder,
+    PriceKind,
+    Reject,
+    Rejected,
+    SetMode,
+    Side,
+    Tick,
+    TimeInForce,
+    TimerArmed,
+    Withdraw,
+    Withdrawn,
+)
+from abyssal.core.state import EngineState
+
+LIMIT_PRICED = (OrderType.limit, OrderType.iceberg)
+STOP_LIMITS = (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
+TRAILING = (OrderType.trailing_stop, OrderType.trailing_stop_limit)
+ICEBERG_DISPLAY_RATIO_MAX = 15  # displayvol must be at least volume / 15
+
+
+class Engine:
+    """One shard's engine. ``apply`` is the only way state changes."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self.s = EngineState(instruments)
+        self._handlers: dict[type, Callable[[object, list[Event]], None]] = {
+            PlaceOrder: self._on_place,  # type: ignore[dict-item]
+            PlaceBatch: self._on_batch,  # type: ignore[dict-item]
+            CancelOrders: self._on_cancel,  # type: ignore[dict-item]
+            CancelAll: self._on_cancel_all,  # type: ignore[dict-item]
+            CancelAllAfter: self._on_dms,  # type: ignore[dict-item]
+            AmendOrder: self._on_amend,  # type: ignore[dict-item]
+            EditOrder: self._on_edit,  # type: ignore[dict-item]
+            Deposit: self._on_deposit,  # type: ignore[dict-item]
+            Withdraw: self._on_withdraw,  # type: ignore[dict-item]
+            Tick: self._on_tick,  # type: ignore[dict-item]
+            SetMode: self._on_mode,  # type: ignore[dict-item]
+        }
+
+    # ------------------------------------------------------------------ entry point
+    def apply(self, command: Command) -> list[Event]:
+        events: list[Event] = []
+        self._advance(command.ts_ns, events)
+        self._handlers[type(command)](command, events)
+        return events
+
+    def next_deadline_ns(self) -> int:
+        """The earliest time at which a Tick would do something (0: nothing scheduled)."""
+        s = self.s
+        times = [h[0][0] for h in (s.expiries, s.starts) if h]
+        times.extend(s.dms.values())
+        return min(times) if times else 0
+
+    # ------------------------------------------------------------------ time
+    def _advance(self, ts_ns: int, events: list[Event]) -> None:
+        s = self.s
+        while True:
+            t_exp = s.expiries[0][0] if s.expiries else None
+            t_start = s.starts[0][0] if s.starts else None
+            dms_key = min(s.dms, key=lambda k: (s.dms[k], k)) if s.dms else None
+            t_dms = s.dms[dms_key] if dms_key is not None else None
+            due = [t for t in (t_exp, t_start, t_dms) if t is not None and t <= ts_ns]
+            if not due:
+                return
+            first = min(due)
+            if t_exp == first:
+                _, no = heapq.heappop(s.expiries)
+                o = s.orders.get(no)
+                if o is not None and o.expire_ns == first:
+                    close_order(s, o, OrderStatus.expired, CloseReason.expired, first, events)
+            elif t_start == first:
+                _, no = heapq.heappop(s.starts)
+                o = s.orders.get(no)
+                if o is not None and o.start_ns == first:
+                    o.start_ns = 0
+                    events.append(OrderStarted(no, o.account, first))
+                    self._activate(o, first, events)
+            else:
+                assert dms_key is not None
+                del s.dms[dms_key]
+                events.append(TimerArmed(dms_key[0], dms_key[1], 0, first))
+                self._close_all(dms_key[0], CloseReason.dead_mans_switch, first, events)
+
+    # ------------------------------------------------------------------ placing
+    def _on_place(self, c: PlaceOrder, events: list[Event]) -> None:
+        self._place(c, events, -1)
+
+    def _on_batch(self, c: PlaceBatch, events: list[Event]) -> None:
+        for i, order in enumerate(c.orders):
+            self._place(order, events, i)
+
+    def _reject(self, c: PlaceOrder, reason: Reject, detail: str, events: list[Event], bi: int) -> None:
+        events.append(Rejected(c.account, int(reason), detail, bi))
+
+    def _place(self, c: PlaceOrder, events: list[Event], bi: int) -> None:
+        s = self.s
+        if not 0 <= c.pair < len(s.pairs):
+            return self._reject(c, Reject.unknown_pair, "", events, bi)
+        pair = s.pairs[c.pair]
+        t = OrderType(c.ordertype)
+        is_buy = c.side == Side.buy
+        problem = self._check_place(c, pair, t, is_buy)
+        if problem is not None:
+            return self._reject(c, problem[0], problem[1], events, bi)
+        prices = self._resolve_prices(c, pair, t, is_buy)
+        if isinstance(prices, tuple) and isinstance(prices[0], Reject):
+            return self._reject(c, prices[0], str(prices[1]), events, bi)
+        limit, stop, price2, trail_off, trail_pct = prices  # type: ignore[misc]
+        viqc = bool(c.flags & FLAG_VIQC)
+        ref = limit or stop or self._best_opposite(pair, is_buy)
+        if not viqc and c.volume_lots < pair.ordermin_lots:
+            return self._reject(c, Reject.volume_below_minimum, "", events, bi)
+        if not viqc and ref and ref * c.volume_lots < pair.costmin_raw:
+            return self._reject(c, Reject.cost_below_minimum, "", events, bi)
+        o = Order(0, c.account, c.pair, is_buy, int(t), c.volume_lots, 0 if t in TRIGGERED_TYPES else limit)
+        o.flags = c.flags if c.flags & FLAG_FCIB else c.flags | FLAG_FCIQ
+        o.stop_ticks, o.price2_ticks = stop, price2
+        o.trail_offset, o.trail_pct_ppm, o.trail_ref_ticks = trail_off, trail_pct, s.last_price[c.pair]
+        if t == OrderType.iceberg:
+            o.display_lots = c.display_lots
+            o.visible_lots = min(c.display_lots, c.volume_lots)
+        if t in TRIGGERED_TYPES and is_buy and t not in STOP_LIMITS:
+            o.price2_ticks = s.band_limit(pair, True, stop)  # the price the hold covers
+        hold = self._initial_hold(pair, o, t, viqc)
+        acct = s.account(c.account)
+        hold_asset = pair.quote.index if is_buy else pair.base.index
+        if acct.available(hold_asset) < hold:
+            return self._reject(c, Reject.insufficient_funds, "", events, bi)
+        status = OrderStatus.pending if c.start_ns > c.ts_ns else OrderStatus.open
+        if c.validate:
+            events.append(self._accepted(c, o, 0, hold_asset, hold, status, True, bi))
+            return None
+        o.order_no = s.next_order_no
+        s.next_order_no += 1
+        o.tif, o.expire_ns, o.opened_ns = c.tif, c.expire_ns, c.ts_ns
+        o.userref, o.cl_ord_id, o.stp = c.userref, c.cl_ord_id, c.stp
+        acct.hold(hold_asset, hold)
+        o.hold_minor = hold
+        s.orders[o.order_no] = o
+        acct.open[o.order_no] = o
+        if c.cl_ord_id:
+            acct.cl_ids[c.cl_ord_id] = o.order_no
+        events.append(self._accepted(c, o, o.order_no, hold_asset, hold, status, False, bi))
+        if c.tif == TimeInForce.gtd:
+            heapq.heappush(s.expiries, (c.expire_ns, o.order_no))
+        if status == OrderStatus.pending:
+            o.start_ns = c.start_ns
+            heapq.heappush(s.starts, (c.start_ns, o.order_no))
+            return None
+        self._activate(o, c.ts_ns, events)
+        return None
+
+    def _accepted(
+        self,
+        c: PlaceOrder,
+        o: Order,
+        order_no: int,
+        hold_asset: int,
+        hold: int,
+        status: int,
+        validate_only: bool,
+        bi: int,
+    ) -> OrderAccepted:
+        limit = o.limit_ticks if o.ordertype not in STOP_LIMITS else o.price2_ticks
+        return OrderAccepted(
+            order_no, c.account, c.pair, c.side, c.ordertype, c.volume_lots, limit, o.stop_ticks,
+            o.price2_ticks, c.display_lots, o.flags, c.tif, c.start_ns, c.expire_ns, c.userref,
+            c.cl_ord_id, int(status), hold_asset, hold, c.ts_ns, c.price_text, c.price2_text,
+            validate_only, bi,
+        )  # fmt: skip
+
+    def _check_place(
+        self, c: PlaceOrder, pair: Pair, t: OrderType, is_buy: bool
+    ) -> tuple[Reject, str] | None:
+        s = self.s
+        mode = s.mode_of(c.pair)
+        post = bool(c.flags & FLAG_POST)
+        if mode == Mode.maintenance:
+            return Reject.market_unavailable, ""
+        if mode == Mode.cancel_only:
+            return Reject.market_cancel_only, ""
+        if mode == Mode.post_only and not (post and t in LIMIT_PRICED):
+            return Reject.market_post_only, ""
+        if mode == Mode.limit_only and t not in LIMIT_PRICED:
+            return Reject.market_limit_only, ""
+        if c.volume_lots <= 0:
+            return Reject.invalid_volume, "volume"
+        if c.flags & FLAG_VIQC and not (is_buy and t == OrderType.market):
+            return Reject.invalid_arguments, "viqc"
+        if c.flags & FLAG_FCIB and c.flags & FLAG_FCIQ:
+            return Reject.invalid_arguments, "oflags"
+        if post and t not in LIMIT_PRICED and t not in STOP_LIMITS:
+            return Reject.invalid_arguments, "oflags"
+        if c.tif == TimeInForce.gtd and c.expire_ns <= c.ts_ns:
+            return Reject.invalid_arguments, "expiretm"
+        if t == OrderType.iceberg and not (
+            0 < c.display_lots <= c.volume_lots
+            and c.display_lots * ICEBERG_DISPLAY_RATIO_MAX >= c.volume_lots
+        ):
+            return Reject.invalid_arguments, "displayvol"
+        acct = s.accounts.get(c.account)
+        if c.cl_ord_id and acct is not None and c.cl_ord_id in acct.cl_ids:
+            return Reject.duplicate_cl_ord_id, ""
+        return None
+
+    def _resolve_prices(
+        self, c: PlaceOrder, pair: Pair, t: OrderType, is_buy: bool
+    ) -> tuple[int, int, int, int, int] | tuple[Reject, str]:
+        """(limit, stop, price2, trail_offset, trail_pct_ppm) in ticks, or a rejection."""
+        last = self.s.last_price[c.pair]
+        tick = pair.tick_ticks
+        limit = stop = price2 = trail_off = 0
+        trail_pct = -1
+        if t == OrderType.market:
+            return 0, 0, 0, 0, -1
+        if t in LIMIT_PRICED:
+            if c.price_kind != PriceKind.abs or c.price_ticks <= 0:
+                return Reject.invalid_price, "price"
+            limit = c.price_ticks
+        elif t in TRAILING:
+            if c.price_kind != PriceKind.plus or c.price_ticks < 0:
+                return Reject.invalid_price, "price"
+            if not last:
+                return Reject.no_last_price, ""
+            trail_off, trail_pct = c.price_ticks, c.price_pct_ppm
+            offset = _offset(last, trail_off, trail_pct, tick)
+            stop = last + offset if is_buy else last - offset
+            if t == OrderType.trailing_stop_limit:
+                if c.price2_kind not in (PriceKind.plus, PriceKind.minus):
+                    return Reject.invalid_price, "price2"
+                off2 = _offset(stop, c.price2_ticks, c.price2_pct_ppm, tick)
+                price2 = off2 if c.price2_kind == PriceKind.plus else -off2
+                limit_at_trigger = stop + price2
+                if limit_at_trigger <= 0:
+                    return Reject.invalid_price, "price2"
+        else:
+            up = (t in (OrderType.stop_loss, OrderType.stop_loss_limit)) == is_buy
+            resolved = _resolve(c.price_kind, c.price_ticks, c.price_pct_ppm, last, up, tick)
+            if resolved is None:
+                return Reject.no_last_price, ""
+            stop = resolved
+            if t in STOP_LIMITS:
+                r2 = _resolve(c.price2_kind, c.price2_ticks, c.price2_pct_ppm, stop, is_buy, tick)
+                if r2 is None or r2 <= 0:
+                    return Reject.invalid_price, "price2"
+                price2 = r2
+        for value in (limit, stop, price2 if t in STOP_LIMITS and t not in TRAILING else 0):
+            if value < 0 or value % tick:
+                return Reject.tick_size, ""
+        if t not in LIMIT_PRICED and stop <= 0:
+            return Reject.invalid_price, "price"
+        return limit, stop, price2, trail_off, trail_pct
+
+    def _best_opposite(self, pair: Pair, is_buy: bool) -> int:
+        book = self.s.books[pair.index]
+        return book.asks.best_price() if is_buy else book.bids.best_price()
+
+    def _initial_hold(self, pair: Pair, o: Order, t: OrderType, viqc: bool) -> int:
+        if not o.is_buy:
+            return required_hold(pair, o, o.remaining_lots, 0)
+        if viqc:
+            fee = ceil_div(o.volume_lots * pair.fees.max_ppm, PPM) if fee_from_hold(o) else 0
+            return o.volume_lots + fee
+        if t == OrderType.market:
+            best = self._best_opposite(pair, True)
+            if not best:
+                return 0
+            cap = 0 if o.flags & FLAG_NOMPP else self.s.band_limit(pair, True, best)
+            raw = walk_cost_raw(self.s, pair, True, o.volume_lots, cap)
+            return hold_for_raw(pair, o, raw)
+        if t == OrderType.trailing_stop_limit:
+            return required_hold(pair, o, o.remaining_lots, o.stop_ticks + o.price2_ticks)
+        price = o.limit_ticks or o.price2_ticks
+        return required_hold(pair, o, o.remaining_lots, price)
+
+    # ------------------------------------------------------------------ execution
+    def _activate(self, o: Order, ts_ns: int, events: list[Event]) -> None:
+        if o.ordertype in TRIGGERED_TYPES:
+            o.triggered = False
+            self.s.register_trigger(o)
+            self._run_triggers(o.pair, ts_ns, events)
+        else:
+            self._execute(o, ts_ns, events)
+
+    def _execute(self, o: Order, ts_ns: int, events: list[Event]) -> None:
+        """Match a market or limit-priced order now, then rest it or close it."""
+        s = self.s
+        pair = s.pairs[o.pair]
+        last_before = s.last_price[o.pair]
+        if o.limit_ticks == 0:  # market, or a triggered stop that becomes a market order
+            self._execute_market(o, pair, ts_ns, events)
+        elif o.flags & FLAG_POST and would_take(s, o, o.limit_ticks):
+            close_order(s, o, OrderStatus.canceled, CloseReason.post_only, ts_ns, events)
+        elif match(s, o, o.limit_ticks, ts_ns, events):
+            if o.remaining_lots == 0:
+                close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
+            elif o.tif == TimeInForce.ioc:
+                close_order(s, o, OrderStatus.canceled, CloseReason.ioc_remainder, ts_ns, events)
+            else:
+                o.visible_lots = min(o.display_lots, o.remaining_lots) if o.display_lots else o.remaining_lots
+                s.books[o.pair].side(o.is_buy).add(o)
+        if s.last_price[o.pair] != last_before:
+            self._run_triggers(o.pair, ts_ns, events)
+
+    def _execute_market(self, o: Order, pair: Pair, ts_ns: int, events: list[Event]) -> None:
+        s = self.s
+        best = self._best_opposite(pair, o.is_buy)
+        if not best:
+            close_order(s, o, OrderStatus.canceled, CloseReason.no_liquidity, ts_ns, events)
+            return
+        limit = 0 if o.flags & FLAG_NOMPP else s.band_limit(pair, o.is_buy, best)
+        if o.is_buy and o.price2_ticks:  # a triggered stop buy may not pass what its hold covers
+            limit = min(limit, o.price2_ticks) if limit else o.price2_ticks
+        if not match(s, o, limit, ts_ns, events):
+            return
+        viqc = bool(o.flags & FLAG_VIQC)
+        if o.remaining_lots == 0 or (viqc and o.filled_lots):
+            close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
+        else:
+            reason = CloseReason.market_protection if limit else CloseReason.no_liquidity
+            close_order(s, o, OrderStatus.canceled, reason, ts_ns, events)
+
+    def _run_triggers(self, pair_index: int, ts_ns: int, events: list[Event]) -> None:
+        """Fire every stop whose condition the last price meets, until none is left (cascades)."""
+        s = self.s
+        tick = s.pairs[pair_index].tick_ticks
+        while True:
+            last = s.last_price[pair_index]
+            if not last:
+                return
+            due: list[Order] = []
+            for o in list(s.trailing[pair_index].values()):
+                if o.is_buy:
+                    o.trail_ref_ticks = min(o.trail_ref_ticks, last)
+                    o.stop_ticks = o.trail_ref_ticks + _offset(
+                        o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick
+                    )
+                    hit = last >= o.stop_ticks
+                else:
+                    o.trail_ref_ticks = max(o.trail_ref_ticks, last)
+                    o.stop_ticks = o.trail_ref_ticks - _offset(
+                        o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick
+                    )
+                    hit = last <= o.stop_ticks
+                if hit:
+                    due.append(o)
+            rise, fall = s.rise[pair_index], s.fall[pair_index]
+            while rise and rise[0][0] <= last:
+                stop, no = heapq.heappop(rise)
+                o2 = s.orders.get(no)
+                if o2 is not None and not o2.triggered and o2.stop_ticks == stop:
+                    due.append(o2)
+            while fall and -fall[0][0] >= last:
+                neg, no = heapq.heappop(fall)
+                o2 = s.orders.get(no)
+                if o2 is not None and not o2.triggered and o2.stop_ticks == -neg:
+                    due.append(o2)
+            if not due:
+                return
+            due.sort(key=lambda x: x.order_no)
+            for o in due:
+                if s.orders.get(o.order_no) is o and not o.triggered:
+                    self._trigger(o, last, ts_ns, events)
+
+    def _trigger(self, o: Order, last: int, ts_ns: int, events: list[Event]) -> None:
+        s = self.s
+        o.triggered = True
+        s.trailing[o.pair].pop(o.order_no, None)
+        if o.ordertype == OrderType.trailing_stop_limit:
+            o.limit_ticks = o.stop_ticks + o.price2_ticks
+        elif o.ordertype in STOP_LIMITS:
+            o.limit_ticks = o.price2_ticks
+        events.append(OrderTriggered(o.order_no, o.account, last, o.limit_ticks, ts_ns))
+        self._execute(o, ts_ns, events)
+
+    # ------------------------------------------------------------------ cancels and timers
+    def _on_cancel(self, c: CancelOrders, events: list[Event]) -> None:
+        s = self.s
+        acct = s.accounts.get(c.account)
+        targets: set[int] = set()
+        if acct is not None:
+            targets.update(n for n in c.order_nos if n in acct.open)
+            targets.update(acct.cl_ids[i] for i in c.cl_ord_ids if i in acct.cl_ids)
+            if c.userrefs:
+                refs = set(c.userrefs)
+                targets.update(n for n, o in acct.open.items() if o.userref in refs)
+        if not targets:
+            events.append(Rejected(c.account, int(Reject.unknown_order)))
+            return
+        for no in sorted(targets):
+            close_order(s, s.orders[no], OrderStatus.canceled, CloseReason.user_requested, c.ts_ns, events)
+        events.append(CancelCount(c.account, len(targets)))
+
+    def _on_cancel_all(self, c: CancelAll, events: list[Event]) -> None:
+        count = self._close_all(c.account, CloseReason.user_requested, c.ts_ns, events)
+        events.append(CancelCount(c.account, count))
+
+    def _close_all(self, account: int, reason: CloseReason, ts_ns: int, events: list[Event]) -> int:
+        acct = self.s.accounts.get(account)
+        if acct is None:
+            return 0
+        numbers = sorted(acct.open)
+        for no in numbers:
+            close_order(self.s, self.s.orders[no], OrderStatus.canceled, reason, ts_ns, events)
+        return len(numbers)
+
+    def _on_dms(self, c: CancelAllAfter, events: list[Event]) -> None:
+        key = (c.account, c.key_no)
+        if c.timeout_s <= 0:
+            self.s.dms.pop(key, None)
+            events.append(TimerArmed(c.account, c.key_no, 0, c.ts_ns))
+            return
+        trigger = c.ts_ns + c.timeout_s * 1_000_000_000
+        self.s.dms[key] = trigger
+        events.append(TimerArmed(c.account, c.key_no, trigger, c.ts_ns))
+
+    def _on_tick(self, c: Tick, events: list[Event]) -> None:
+        return None
+
+    # ------------------------------------------------------------------ amend and edit
+    def _on_amend(self, c: AmendOrder, events: list[Event]) -> None:
+        from abyssal.core.amend import amend
+
+        amend(self, c, events)
+
+    def _on_edit(self, c: EditOrder, events: list[Event]) -> None:
+        from abyssal.core.amend import edit
+
+        edit(self, c, events)
+
+    # ------------------------------------------------------------------ funds and modes
+    def _on_deposit(self, c: Deposit, events: list[Event]) -> None:
+        if not 0 <= c.asset < len(self.s.instruments.assets):
+            events.append(Rejected(c.account, int(Reject.unknown_asset)))
+            return
+        if c.amount_minor <= 0:
+            events.append(Rejected(c.account, int(Reject.invalid_amount)))
+            return
+        self.s.account(c.account).credit(c.asset, c.amount_minor)
+        events.append(Deposited(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
+
+    def _on_withdraw(self, c: Withdraw, events: list[Event]) -> None:
+        if not 0 <= c.asset < len(self.s.instruments.assets):
+            events.append(Rejected(c.account, int(Reject.unknown_asset)))
+            return
+        acct = self.s.account(c.account)
+        if c.amount_minor <= 0:
+            events.append(Rejected(c.account, int(Reject.invalid_amount)))
+            return
+        if acct.available(c.asset) < c.amount_minor:
+            events.append(Rejected(c.account, int(Reject.insufficient_funds)))
+            return
+        acct.debit_available(c.asset, c.amount_minor)
+        events.append(Withdrawn(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
+
+    def _on_mode(self, c: SetMode, events: list[Event]) -> None:
+        mode = int(Mode(c.mode))
+        if c.pair < 0:
+            self.s.system_mode = mode
+        elif c.pair < len(self.s.pairs):
+            self.s.modes[c.pair] = mode
+        else:
+            events.append(Rejected(0, int(Reject.unknown_pair)))
+            return
+        events.append(ModeChanged(c.pair, mode, c.ts_ns))
+
+
+# ---------------------------------------------------------------------- helpers
+def required_hold(pair: Pair, o: Order, remaining_lots: int, price_ticks: int) -> int:
+    """What an order must hold to cover ``remaining_lots`` more at worst ``price_ticks``,
+    given the cumulative rounding state of what it has filled so far."""
+    max_ppm = pair.fees.max_ppm
+    if o.is_buy:
+        raw = price_ticks * remaining_lots
+        q = pair.raw_to_quote_ceil(o.cost_raw + raw) - pair.raw_to_quote_ceil(o.cost_raw)
+        if fee_from_hold(o):
+            after = pair.raw_to_quote_ceil(ceil_div(o.fee_num + raw * max_ppm, PPM))
+            q += after - pair.raw_to_quote_ceil(ceil_div(o.fee_num, PPM))
+        return q
+    base = pair.lots_to_base_minor(remaining_lots)
+    if fee_from_hold(o):
+        base += ceil_div(o.fee_num + base * max_ppm, PPM) - ceil_div(o.fee_num, PPM)
+    return base
+
+
+def hold_for_raw(pair: Pair, o: Order, raw: int) -> int:
+    q = pair.raw_to_quote_ceil(raw)
+    if fee_from_hold(o):
+        q += pair.raw_to_quote_ceil(ceil_div(raw * pair.fees.max_ppm, PPM))
+    return q
+
+
+def _offset(base_ticks: int, value: int, pct_ppm: int, tick: int) -> int:
+    """An offset in ticks: absolute, or a percentage of the base rounded down to the tick."""
+    if pct_ppm < 0:
+        return value
+    raw = base_ticks * pct_ppm // (100 * PPM)
+    return raw - raw % tick
+
+
+def _resolve(kind: int, ticks: int, pct_ppm: int, base: int, up: bool, tick: int) -> int | None:
+    """Absolute price from a (possibly relative) spec; '#' moves in the order's own direction."""
+    if kind == PriceKind.abs:
+        return ticks
+    if not base:
+        return None
+    offset = _offset(base, ticks, pct_ppm, tick)
+    if kind == PriceKind.plus or (kind == PriceKind.hash and up):
+        return base + offset
+    return base - offset

@@ -1,0 +1,189 @@
+"""Assets, pairs and fee schedules: Kraken's precision model turned into integer units.
+
+Units used everywhere in the core:
+- an asset's *minor unit* is 10**-asset.decimals (balances, ledger amounts);
+- a pair's *tick* is 10**-pair.pair_decimals of the quote (prices are ``price_ticks``);
+- a pair's *lot* is 10**-pair.lot_decimals of the base (volumes are ``volume_lots``);
+- a *raw cost* is ``price_ticks * volume_lots``, in units of 10**-(pair_decimals + lot_decimals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+PPM = 1_000_000  # fee rates are parts per million: 0.26 % == 2_600 ppm
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One currency. ``index`` is its dense position in the engine's balance arrays."""
+
+    index: int
+    id: str  # Kraken asset id, e.g. "XXBT"
+    altname: str  # e.g. "XBT"
+    code: str  # WebSocket v2 / unified code, e.g. "BTC"
+    decimals: int  # minor unit = 10**-decimals
+    display_decimals: int
+    status: str = "enabled"
+
+    def to_minor(self, amount: Decimal) -> int:
+        """Exact conversion; the caller has already checked the number of decimals."""
+        scaled = amount.scaleb(self.decimals)
+        assert scaled == scaled.to_integral_value(), "amount has more decimals than the asset"
+        return int(scaled)
+
+    def from_minor(self, amount_minor: int) -> Decimal:
+        return Decimal(amount_minor).scaleb(-self.decimals)
+
+    def fmt(self, amount_minor: int) -> str:
+        """Kraken's balance text: always exactly ``decimals`` digits after the point."""
+        return format_fixed(amount_minor, self.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTier:
+    volume_minor: int  # 30-day volume threshold, in minor units of the fee volume currency
+    taker_ppm: int
+    maker_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """Maker and taker rates by 30-day traded volume; tiers sorted by ascending threshold."""
+
+    tiers: tuple[FeeTier, ...]
+
+    def __post_init__(self) -> None:
+        assert self.tiers, "a fee schedule needs at least one tier"
+        assert self.tiers[0].volume_minor == 0, "the first tier starts at zero volume"
+        for a, b in zip(self.tiers, self.tiers[1:]):
+            assert a.volume_minor < b.volume_minor, "tiers must ascend"
+
+    def tier_index(self, volume_minor: int) -> int:
+        index = 0
+        for i, tier in enumerate(self.tiers):
+            if volume_minor >= tier.volume_minor:
+                index = i
+        return index
+
+    def rates_ppm(self, volume_minor: int) -> tuple[int, int]:
+        """(maker_ppm, taker_ppm) for an account with this 30-day volume."""
+        tier = self.tiers[self.tier_index(volume_minor)]
+        return tier.maker_ppm, tier.taker_ppm
+
+    @property
+    def max_ppm(self) -> int:
+        """The highest rate anywhere in the schedule: what an order holds for its fee."""
+        return max(max(t.taker_ppm, t.maker_ppm) for t in self.tiers)
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A spot market with Kraken's identifiers and precisions, in integer units."""
+
+    index: int
+    id: str  # "XXBTZUSD"
+    altname: str  # "XBTUSD"
+    wsname: str  # "XBT/USD"
+    symbol: str  # WebSocket v2 symbol "BTC/USD"
+    base: Asset
+    quote: Asset
+    pair_decimals: int
+    lot_decimals: int
+    cost_decimals: int
+    tick_ticks: int  # tick size in ticks (1 when tick_size == 10**-pair_decimals)
+    ordermin_lots: int
+    costmin_raw: int  # minimum cost in raw cost units
+    fees: FeeSchedule
+    mpp_band_ppm: int = 10_000  # market price protection: 1 % from the touch unless nompp
+    status: str = "online"
+    cost_scale: int = field(init=False)  # raw cost units per quote minor unit, or its inverse
+    cost_shift: int = field(init=False)  # pair_decimals + lot_decimals - quote.decimals
+    base_lot_factor: int = field(init=False)  # base minor units per lot
+
+    def __post_init__(self) -> None:
+        assert self.base.decimals >= self.lot_decimals, f"{self.id}: base decimals below lot decimals"
+        assert self.tick_ticks >= 1
+        shift = self.pair_decimals + self.lot_decimals - self.quote.decimals
+        object.__setattr__(self, "cost_shift", shift)
+        object.__setattr__(self, "cost_scale", 10 ** abs(shift))
+        object.__setattr__(self, "base_lot_factor", 10 ** (self.base.decimals - self.lot_decimals))
+
+    # -- unit conversions (the only place where the scales meet) --------------------------
+    def lots_to_base_minor(self, volume_lots: int) -> int:
+        return volume_lots * self.base_lot_factor
+
+    def raw_to_quote_floor(self, raw: int) -> int:
+        if self.cost_shift >= 0:
+            return raw // self.cost_scale
+        return raw * self.cost_scale
+
+    def raw_to_quote_ceil(self, raw: int) -> int:
+        if self.cost_shift >= 0:
+            return -((-raw) // self.cost_scale)
+        return raw * self.cost_scale
+
+    def quote_minor_to_raw(self, amount_minor: int) -> int:
+        """Raw cost units equal to a quote amount (exact when cost_shift >= 0)."""
+        if self.cost_shift >= 0:
+            return amount_minor * self.cost_scale
+        return amount_minor // self.cost_scale
+
+    def price_text(self, price_ticks: int) -> str:
+        return format_fixed(price_ticks, self.pair_decimals)
+
+    def volume_text(self, volume_lots: int) -> str:
+        return format_fixed(volume_lots, self.lot_decimals)
+
+    def raw_cost_decimal(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-(self.pair_decimals + self.lot_decimals))
+
+
+def format_fixed(value: int, decimals: int) -> str:
+    """An integer in units of 10**-decimals as text with exactly that many decimals."""
+    if decimals == 0:
+        return str(value)
+    sign = "-" if value < 0 else ""
+    digits = str(abs(value)).rjust(decimals + 1, "0")
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    assert denominator > 0
+    return -((-numerator) // denominator)
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    """Everything the engine knows about markets: assets, pairs and the fee account."""
+
+    assets: tuple[Asset, ...]
+    pairs: tuple[Pair, ...]
+    fee_volume_asset: Asset
+    by_asset_name: dict[str, Asset] = field(init=False)
+    by_pair_name: dict[str, Pair] = field(init=False)
+
+    def __post_init__(self) -> None:
+        for i, a in enumerate(self.assets):
+            assert a.index == i, "asset indexes must be dense and ordered"
+        for i, p in enumerate(self.pairs):
+            assert p.index == i, "pair indexes must be dense and ordered"
+        names: dict[str, Asset] = {}
+        for a in self.assets:
+            for name in (a.id, a.altname, a.code):
+                names.setdefault(name, a)
+        pairs: dict[str, Pair] = {}
+        for p in self.pairs:
+            for name in (p.id, p.altname, p.wsname, p.symbol):
+                pairs.setdefault(name, p)
+        object.__setattr__(self, "by_asset_name", names)
+        object.__setattr__(self, "by_pair_name", pairs)
+
+    def asset(self, name: str) -> Asset | None:
+        """By Kraken id, altname or v2 code (``XXBT``, ``XBT``, ``BTC``)."""
+        return self.by_asset_name.get(name)
+
+    def pair(self, name: str) -> Pair | None:
+        """By id, altname, v1 wsname or v2 symbol (``XXBTZUSD``, ``XBTUSD``, ``XBT/USD``, ``BTC/USD``)."""
+        return self.by_pair_name.get(name)
