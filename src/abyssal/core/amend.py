@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
+import msgspec
 from typing import TYPE_CHECKING
 
 from abyssal.core.book import Order
@@ -184,9 +184,4 @@ def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
         events.extend(trial)
         return
     close_order(s, o, OrderStatus.canceled, CloseReason.replaced, c.ts_ns, events)
-    engine._place(place.__class__(**{**_fields(place), "validate": False}), events, -1)
-    heapq.heapify(s.expiries)
-
-
-def _fields(place: PlaceOrder) -> dict[str, object]:
-    return {f: getattr(place, f) for f in place.__struct_fields__}
+    engine._place(msgspec.structs.replace(place, validate=False), events, -1)

@@ -84,7 +84,9 @@ class EngineState:
         # quote_minor * 10^-qd * price_ticks * 10^-pd  ->  10^-fd
         scaled = quote_minor * self.last_price[route]
         shift = pair.quote.decimals + conv.pair_decimals - fee_asset.decimals
-        return scaled // 10**shift if shift >= 0 else scaled * 10 ** (-shift)
+        if shift >= 0:
+            return int(scaled // 10**shift)
+        return int(scaled * 10 ** (-shift))
 
     def mode_of(self, pair: int) -> int:
         """The stricter of the system mode and the pair's own mode."""
