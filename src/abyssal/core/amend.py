@@ -121,7 +121,7 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     events.append(
         OrderAmended(
             o.order_no, o.account, s.amend_no, new_qty, new_display, new_limit if has_limit else 0,
-            o.stop_ticks, delta, asset, c.ts_ns,
+            o.stop_ticks, delta, asset, c.ts_ns, o.pair,
         )
     )  # fmt: skip
     if o.resting is False and not waiting:

@@ -61,6 +61,8 @@ def close_order(
             released,
             hold_asset,
             ts_ns,
+            order.pair,
+            order.limit_ticks,
         )
     )
 

@@ -150,7 +150,7 @@ class PlaceOrder(Command, frozen=True, tag="place"):
     volume_lots: int  # with FLAG_VIQC: the quote amount in quote minor units
     price_kind: int = PriceKind.abs
     price_ticks: int = 0  # absolute price, or the offset in ticks
-    price_pct_ppm: int = -1  # >= 0 when the price (offset) is a percentage, in ppm
+    price_pct_ppm: int = -1  # >= 0: the price (offset) is a percentage, in millionths of a percent
     price2_kind: int = PriceKind.abs
     price2_ticks: int = 0
     price2_pct_ppm: int = -1
@@ -319,6 +319,7 @@ class OrderAmended(Event, frozen=True, tag="amended"):
     hold_delta_minor: int  # > 0 more held, < 0 released
     hold_asset: int
     ts_ns: int
+    pair: int = -1
 
 
 class Fill(Event, frozen=True, tag="fill"):
@@ -357,6 +358,8 @@ class OrderClosed(Event, frozen=True, tag="closed"):
     released_minor: int  # hold returned to available
     hold_asset: int
     ts_ns: int
+    pair: int = -1
+    limit_ticks: int = 0  # where it rested (0: it never rested)
 
 
 class Deposited(Event, frozen=True, tag="deposited"):

@@ -11,7 +11,7 @@ after every row stays correct too.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +21,7 @@ from abyssal.core.instruments import format_fixed
 from abyssal.marketdata.checksum import CHECKSUM_DEPTH, book_checksum
 
 BookSide = Literal["bid", "ask"]
+SIDES: Final[tuple[BookSide, ...]] = ("ask", "bid")
 Level = tuple[int, int]  # (price_ticks, qty_lots), best first in every list
 TimedLevel = tuple[int, int, int]  # (price_ticks, qty_lots, updated_at_ns)
 
@@ -88,6 +89,10 @@ class _Side:
             self.keys.insert(index, key)
         self.qty_lots[price_ticks] = qty_lots
         self.updated_at_ns[price_ticks] = updated_at_ns
+
+    def bound(self, depth: int) -> int | None:
+        """Key of the worst level inside a window of ``depth``; None when the side is shallower."""
+        return self.keys[depth - 1] if len(self.keys) >= depth else None
 
     def top(self, n: int) -> list[Level]:
         sign = self.sign
@@ -168,38 +173,64 @@ class BookView:
         """Apply one message's level changes; return each depth's update rows and the checksum.
 
         A depth whose window did not change gets an ``empty`` update (send no frame for it).
+        Cost grows with the number of changes and of levels entering a window, not with depth.
         """
         assert depths, "ask for at least one depth"
         assert all(1 <= depth <= BOOK_DEPTH_MAX for depth in depths)
-        depth_max = max(depths)
         batch = list(changes)
-        touched: set[BookSide] = {side for side, _, _ in batch}
-        before = {side: self.top(side, depth_max) for side in touched}
+        # Quantity of each touched price before the batch (0 when absent), and where each
+        # window ended: together they tell what every subscriber had without copying windows.
+        before: dict[BookSide, dict[int, int]] = {"ask": {}, "bid": {}}
+        for side, price_ticks, _ in batch:
+            before[side].setdefault(price_ticks, self.qty(side, price_ticks))
+        touched: list[BookSide] = [side for side in SIDES if before[side]]
+        bounds = {(side, depth): self._sides[side].bound(depth) for side in touched for depth in depths}
         for side, price_ticks, qty_lots in batch:
             self.apply(side, price_ticks, qty_lots, updated_at_ns)
-        after = {side: self.top(side, depth_max) for side in touched}
         checksum = self.checksum()
         updates: dict[int, BookUpdate] = {}
         for depth in depths:
             rows: dict[BookSide, list[Level]] = {"ask": [], "bid": []}
             for side in touched:
-                rows[side] = self._window_rows(side, before[side][:depth], after[side][:depth])
+                rows[side] = self._window_rows(side, depth, before[side], bounds[side, depth])
             updates[depth] = BookUpdate(rows["ask"], rows["bid"], checksum)
         return updates
 
-    def _window_rows(self, side: BookSide, before: list[Level], after: list[Level]) -> list[Level]:
-        """Rows that turn a client's ``before`` window into ``after`` once it truncates to depth."""
-        present = self._sides[side].qty_lots
-        # Only levels gone from the book get qty 0; levels pushed below the window by better
-        # ones are dropped by the client's own truncation (Kraken never sends qty 0 for those).
-        deletions = [(price, 0) for price, _ in before if price not in present]
-        old = dict(before)
-        changed = [(price, qty) for price, qty in after if old.get(price) != qty]
-        assert len(changed) >= len(deletions) or len(after) < len(before), "an opened slot stays empty"
+    def _window_rows(
+        self, side: BookSide, depth: int, qty_before: dict[int, int], bound_before: int | None
+    ) -> list[Level]:
+        """Rows that turn a client's old window into the new one once it truncates to ``depth``."""
+        book_side = self._sides[side]
+        sign = book_side.sign
+        bound_after = book_side.bound(depth)
+        deletions: list[Level] = []
+        changed: list[Level] = []
+        for price_ticks, old_qty in qty_before.items():
+            key = sign * price_ticks
+            new_qty = book_side.qty_lots.get(price_ticks, 0)
+            was_shown = old_qty > 0 and (bound_before is None or key <= bound_before)
+            is_shown = new_qty > 0 and (bound_after is None or key <= bound_after)
+            # Only levels gone from the book get qty 0; levels pushed below the window by better
+            # ones are dropped by the client's own truncation (Kraken never sends qty 0 for those).
+            if was_shown and new_qty == 0:
+                deletions.append((price_ticks, 0))
+            elif is_shown and (not was_shown or new_qty != old_qty):
+                changed.append((price_ticks, new_qty))
+        entering = 0
+        if bound_before is not None:  # untouched levels behind the old window that now show
+            for key in book_side.keys[bisect_right(book_side.keys, bound_before) : depth]:
+                if sign * key not in qty_before:
+                    changed.append((sign * key, book_side.qty_lots[sign * key]))
+                    entering += 1
+        assert entering <= len(deletions), "only a deletion frees a slot for an untouched level"
+        deletions.sort(key=lambda level: sign * level[0])
+        changed.sort(key=lambda level: sign * level[0])
         return deletions + changed
 
 
-def depth_rest_rows(levels: Sequence[TimedLevel], pair_decimals: int, lot_decimals: int) -> list[list[str | int]]:
+def depth_rest_rows(
+    levels: Sequence[TimedLevel], pair_decimals: int, lot_decimals: int
+) -> list[list[str | int]]:
     """REST Depth entries ``[price, volume, timestamp(int s)]`` with the pair's precision."""
     return [
         [format_fixed(price, pair_decimals), format_fixed(qty, lot_decimals), updated_at_ns // NS_PER_S]
@@ -210,6 +241,9 @@ def depth_rest_rows(levels: Sequence[TimedLevel], pair_decimals: int, lot_decima
 def ws_levels(levels: Sequence[Level], pair_decimals: int, lot_decimals: int) -> list[dict[str, Decimal]]:
     """WS v2 book rows ``{"price": ..., "qty": ...}`` as Decimals carrying the pair's precision."""
     return [
-        {"price": Decimal(format_fixed(price, pair_decimals)), "qty": Decimal(format_fixed(qty, lot_decimals))}
+        {
+            "price": Decimal(format_fixed(price, pair_decimals)),
+            "qty": Decimal(format_fixed(qty, lot_decimals)),
+        }
         for price, qty in levels
     ]

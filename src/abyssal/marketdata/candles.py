@@ -2,8 +2,8 @@
 
 Candle starts are aligned to the Unix epoch (``start_s % (interval * 60) == 0``), so weekly
 candles start on Thursdays 00:00 UTC. An interval without trades is a flat candle at the previous
-close with zero volume, zero count and vwap 0 (Kraken fills gaps the same way); gaps are
-materialised only up to the cap, so a long silence costs at most ``CANDLES_MAX`` candles.
+close with zero volume, zero count and vwap 0 (our choice: how Kraken fills gaps is unverified);
+gaps are materialised only up to the cap, so a long silence costs at most ``CANDLES_MAX`` candles.
 
 REST ``OHLC`` view (``CandleSeries.view``): at most ``CANDLES_MAX`` most recent candles, those
 with ``start_s >= since_s`` (since is inclusive), and the current uncommitted candle always

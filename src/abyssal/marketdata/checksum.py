@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Final
 
 from abyssal.core.instruments import format_fixed
@@ -31,9 +32,9 @@ def book_checksum(
     assert lot_decimals >= 0
     top_asks = asks[:CHECKSUM_DEPTH]
     top_bids = bids[:CHECKSUM_DEPTH]
-    for lower, higher in zip(top_asks, top_asks[1:]):
+    for lower, higher in pairwise(top_asks):
         assert lower[0] < higher[0], "asks must be strictly ascending"
-    for higher, lower in zip(top_bids, top_bids[1:]):
+    for higher, lower in pairwise(top_bids):
         assert higher[0] > lower[0], "bids must be strictly descending"
     parts: list[str] = []
     for price_ticks, qty_lots in (*top_asks, *top_bids):

@@ -142,7 +142,9 @@ def trade_rest_row(trade: PublicTrade, pair_decimals: int, lot_decimals: int) ->
     ]
 
 
-def trade_ws_fields(trade: PublicTrade, pair_decimals: int, lot_decimals: int) -> dict[str, Decimal | int | str]:
+def trade_ws_fields(
+    trade: PublicTrade, pair_decimals: int, lot_decimals: int
+) -> dict[str, Decimal | int | str]:
     """WS v2 ``trade`` data fields (without ``symbol``), numbers as Decimals."""
     return {
         "side": "buy" if trade.taker_side == "b" else "sell",

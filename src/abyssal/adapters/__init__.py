@@ -1,0 +1,1 @@
+"""Adapters: one storage or transport technology per module."""

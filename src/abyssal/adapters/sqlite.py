@@ -1,0 +1,178 @@
+"""SQLite (WAL) system of record: command and event logs, snapshots and read models.
+
+One writer connection, used only by the writer thread, commits a whole batch (commands,
+events, projected rows, nonces, optional snapshot) in one transaction: a command is
+durable exactly when its batch commits. Readers use their own connections per thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from abyssal.adapters.sqlite_schema import migrate
+from abyssal.runtime.projector import Rows
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    first_seq: int
+    command_rows: list[tuple[int, int, int, bytes]]  # (seq, ts_ns, version, body)
+    event_rows: list[tuple[int, int, bytes]]  # (seq, version, body)
+    rows: Rows
+    nonces: dict[int, int] = field(default_factory=dict)  # key_no -> last nonce
+    snapshot: tuple[int, str, bytes] | None = None
+
+
+def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    else:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class SqliteStore:
+    """The embedded storage adapter. Thread-safe by construction: a connection per thread."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._local = threading.local()
+        with self._writer_conn() as conn:
+            migrate(conn)
+
+    # -- connections -------------------------------------------------------------------------
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; use ``transaction()`` to write)."""
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if c is None:
+            c = connect(self.path, synchronous=self.synchronous)
+            self._local.conn = c
+        return c
+
+    @contextmanager
+    def _writer_conn(self) -> Iterator[sqlite3.Connection]:
+        yield self.conn()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    # -- the batch write ---------------------------------------------------------------------
+    def write_batch(self, b: BatchRecord) -> None:
+        with self.transaction() as c:
+            c.executemany("INSERT INTO commands VALUES (?,?,?,?)", b.command_rows)
+            c.executemany("INSERT INTO events VALUES (?,?,?)", b.event_rows)
+            write_rows(c, b.rows)
+            last_seq = b.command_rows[-1][0] if b.command_rows else b.first_seq - 1
+            c.execute(
+                "INSERT INTO projection_offsets VALUES ('ledger', ?) "
+                "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+                (last_seq,),
+            )
+            if b.nonces:
+                c.executemany(
+                    "UPDATE api_keys SET last_nonce = MAX(last_nonce, ?) WHERE key_no = ?",
+                    [(n, k) for k, n in b.nonces.items()],
+                )
+            if b.snapshot is not None:
+                c.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", b.snapshot)
+
+    # -- recovery ----------------------------------------------------------------------------
+    def latest_snapshot(self) -> tuple[int, str, bytes] | None:
+        row = (
+            self.conn()
+            .execute("SELECT seq, state_hash, body FROM snapshots ORDER BY seq DESC LIMIT 1")
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+
+    def commands_after(self, seq: int, limit: int = 10_000) -> list[tuple[int, bytes, bytes]]:
+        """(seq, command body, events body) in order, at most ``limit`` rows."""
+        rows = (
+            self.conn()
+            .execute(
+                "SELECT c.seq, c.body, e.body FROM commands c JOIN events e ON e.seq = c.seq "
+                "WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+                (seq, limit),
+            )
+            .fetchall()
+        )
+        return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def last_seq(self) -> int:
+        row = self.conn().execute("SELECT COALESCE(MAX(seq), 0) FROM commands").fetchone()
+        return int(row[0])
+
+    def load_balances(self) -> dict[tuple[int, int], list[int]]:
+        rows = self.conn().execute("SELECT account, asset, total, held FROM balances").fetchall()
+        return {(int(a), int(s)): [int(t), int(h)] for a, s, t, h in rows}
+
+
+def write_rows(c: sqlite3.Connection, r: Rows) -> None:
+    """The read-model rows of one batch, in the order that keeps each statement valid."""
+    c.executemany(
+        "INSERT OR IGNORE INTO orders (order_no, account, pair, side, ordertype, status, volume_lots, "
+        "display_lots, limit_ticks, stop_ticks, price2_ticks, flags, tif, start_ns, expire_ns, userref, "
+        "cl_ord_id, opened_ns, price_text, price2_text, hold_asset, hold_minor) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        r.order_inserts,
+    )
+    c.executemany("UPDATE orders SET status = 1 WHERE order_no = ?", r.order_starts)
+    c.executemany(
+        "UPDATE orders SET limit_ticks = CASE WHEN ? > 0 THEN ? ELSE limit_ticks END, "
+        "triggered_ticks = ? WHERE order_no = ?",
+        [(lim, lim, px, no) for lim, px, no in r.order_triggers],
+    )
+    c.executemany(
+        "UPDATE orders SET filled_lots = filled_lots + ?, cost_minor = cost_minor + ?, "
+        "fee_minor = fee_minor + ?, fee_asset = ?, hold_minor = hold_minor - ? WHERE order_no = ?",
+        r.order_fills,
+    )
+    c.executemany(
+        "UPDATE orders SET volume_lots = ?, display_lots = ?, "
+        "limit_ticks = CASE WHEN ? > 0 AND stop_ticks = 0 THEN ? ELSE limit_ticks END, "
+        "price2_ticks = CASE WHEN ? > 0 AND stop_ticks > 0 THEN ? ELSE price2_ticks END, "
+        "stop_ticks = ?, hold_minor = hold_minor + ?, amended = 1 WHERE order_no = ?",
+        [(v, d, p, p, p, p, s, h, no) for v, d, p, s, h, no in r.order_amends],
+    )
+    c.executemany(
+        "UPDATE orders SET status = ?, reason = ?, closed_ns = ?, hold_minor = 0 WHERE order_no = ?",
+        r.order_closes,
+    )
+    c.executemany("INSERT OR IGNORE INTO trades VALUES (?,?,?,?,?,?,?,?,?)", r.trades)
+    c.executemany("INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", r.fills)
+    c.executemany(
+        "INSERT OR IGNORE INTO ledger (seq, idx, leg, account, asset, type, subtype, refid, ts_ns, "
+        "amount, fee, balance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        r.ledger,
+    )
+    c.executemany(
+        "INSERT INTO balances VALUES (?,?,?,?) ON CONFLICT(account, asset) "
+        "DO UPDATE SET total = excluded.total, held = excluded.held",
+        [(k[0], k[1], v[0], v[1]) for k, v in r.balances.items()],
+    )

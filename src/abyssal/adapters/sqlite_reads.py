@@ -1,0 +1,209 @@
+"""Read-model queries for the private REST endpoints (blocking; run on the reader pool)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from abyssal.adapters.sqlite import SqliteStore
+
+PAGE_ROWS = 50  # Kraken's page size for closed orders, trades and ledgers
+OPEN_STATUSES = (0, 1)  # pending, open
+CLOSED_STATUSES = (2, 3, 4)  # closed, canceled, expired
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Time filters in ns (0: unbounded); start exclusive, end inclusive, as Kraken does."""
+
+    start_ns: int = 0
+    end_ns: int = 0
+    offset: int = 0
+
+
+def _rows(store: SqliteStore, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
+    c = store.conn()
+    c.row_factory = sqlite3.Row
+    try:
+        return list(c.execute(sql, args).fetchall())
+    finally:
+        c.row_factory = None
+
+
+def open_orders(
+    store: SqliteStore, account: int, userref: int | None, cl_ord_id: str | None
+) -> list[sqlite3.Row]:
+    sql = "SELECT * FROM orders WHERE account = ? AND status IN (0, 1)"
+    args: list[object] = [account]
+    if userref is not None:
+        sql += " AND userref = ?"
+        args.append(userref)
+    if cl_ord_id is not None:
+        sql += " AND cl_ord_id = ?"
+        args.append(cl_ord_id)
+    return _rows(store, sql + " ORDER BY order_no DESC", tuple(args))
+
+
+def closed_orders(
+    store: SqliteStore, account: int, w: Window, closetime: str, userref: int | None, cl_ord_id: str | None
+) -> tuple[list[sqlite3.Row], int]:
+    where = "account = ? AND status IN (2, 3, 4)"
+    args: list[object] = [account]
+    column = "opened_ns" if closetime == "open" else "closed_ns"
+    if w.start_ns:
+        where += f" AND {column} > ?" if closetime != "both" else " AND (opened_ns > ? OR closed_ns > ?)"
+        args.extend([w.start_ns] if closetime != "both" else [w.start_ns, w.start_ns])
+    if w.end_ns:
+        where += f" AND {column} <= ?" if closetime != "both" else " AND (opened_ns <= ? OR closed_ns <= ?)"
+        args.extend([w.end_ns] if closetime != "both" else [w.end_ns, w.end_ns])
+    if userref is not None:
+        where += " AND userref = ?"
+        args.append(userref)
+    if cl_ord_id is not None:
+        where += " AND cl_ord_id = ?"
+        args.append(cl_ord_id)
+    count = _rows(store, f"SELECT COUNT(*) AS n FROM orders WHERE {where}", tuple(args))[0]["n"]
+    rows = _rows(
+        store,
+        f"SELECT * FROM orders WHERE {where} ORDER BY closed_ns DESC, order_no DESC LIMIT ? OFFSET ?",
+        (*args, PAGE_ROWS, w.offset),
+    )
+    return rows, int(count)
+
+
+def orders_by_number(store: SqliteStore, account: int, numbers: list[int]) -> list[sqlite3.Row]:
+    marks = ",".join("?" * len(numbers))
+    return _rows(
+        store, f"SELECT * FROM orders WHERE account = ? AND order_no IN ({marks})", (account, *numbers)
+    )
+
+
+def order_opened_ns(store: SqliteStore, account: int, order_no: int) -> int | None:
+    rows = _rows(
+        store, "SELECT opened_ns FROM orders WHERE account = ? AND order_no = ?", (account, order_no)
+    )
+    return int(rows[0]["opened_ns"]) if rows else None
+
+
+def trades_of_orders(store: SqliteStore, numbers: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """order_no -> [(pair, trade_no)] in time order."""
+    if not numbers:
+        return {}
+    marks = ",".join("?" * len(numbers))
+    out: dict[int, list[tuple[int, int]]] = {}
+    for r in _rows(
+        store,
+        f"SELECT order_no, pair, trade_no FROM fills WHERE order_no IN ({marks}) ORDER BY ts_ns",
+        tuple(numbers),
+    ):
+        out.setdefault(int(r["order_no"]), []).append((int(r["pair"]), int(r["trade_no"])))
+    return out
+
+
+def fills(store: SqliteStore, account: int, w: Window) -> tuple[list[sqlite3.Row], int]:
+    where = "f.account = ?"
+    args: list[object] = [account]
+    if w.start_ns:
+        where += " AND f.ts_ns > ?"
+        args.append(w.start_ns)
+    if w.end_ns:
+        where += " AND f.ts_ns <= ?"
+        args.append(w.end_ns)
+    count = _rows(store, f"SELECT COUNT(*) AS n FROM fills f WHERE {where}", tuple(args))[0]["n"]
+    rows = _rows(
+        store,
+        "SELECT f.*, o.ordertype AS ordertype FROM fills f JOIN orders o ON o.order_no = f.order_no "
+        f"WHERE {where} ORDER BY f.ts_ns DESC, f.trade_no DESC LIMIT ? OFFSET ?",
+        (*args, PAGE_ROWS, w.offset),
+    )
+    return rows, int(count)
+
+
+def fills_by_trade(store: SqliteStore, account: int, keys: list[tuple[int, int]]) -> list[sqlite3.Row]:
+    out: list[sqlite3.Row] = []
+    for pair, trade_no in keys:
+        out.extend(
+            _rows(
+                store,
+                "SELECT f.*, o.ordertype AS ordertype FROM fills f JOIN orders o ON o.order_no = f.order_no "
+                "WHERE f.account = ? AND f.pair = ? AND f.trade_no = ?",
+                (account, pair, trade_no),
+            )
+        )
+    return out
+
+
+def ledger(
+    store: SqliteStore, account: int, assets: list[int] | None, kind: str | None, w: Window
+) -> tuple[list[sqlite3.Row], int]:
+    where = "account = ?"
+    args: list[object] = [account]
+    if assets:
+        where += f" AND asset IN ({','.join('?' * len(assets))})"
+        args.extend(assets)
+    if kind:
+        where += " AND type = ?"
+        args.append(kind)
+    if w.start_ns:
+        where += " AND ts_ns > ?"
+        args.append(w.start_ns)
+    if w.end_ns:
+        where += " AND ts_ns <= ?"
+        args.append(w.end_ns)
+    count = _rows(store, f"SELECT COUNT(*) AS n FROM ledger WHERE {where}", tuple(args))[0]["n"]
+    rows = _rows(
+        store,
+        f"SELECT * FROM ledger WHERE {where} ORDER BY entry_no DESC LIMIT ? OFFSET ?",
+        (*args, PAGE_ROWS, w.offset),
+    )
+    return rows, int(count)
+
+
+def ledger_by_number(store: SqliteStore, account: int, numbers: list[int]) -> list[sqlite3.Row]:
+    marks = ",".join("?" * len(numbers))
+    return _rows(
+        store, f"SELECT * FROM ledger WHERE account = ? AND entry_no IN ({marks})", (account, *numbers)
+    )
+
+
+def balances(store: SqliteStore, account: int) -> list[sqlite3.Row]:
+    return _rows(
+        store, "SELECT asset, total, held FROM balances WHERE account = ? ORDER BY asset", (account,)
+    )
+
+
+def account_by_name(store: SqliteStore, name: str) -> int | None:
+    rows = _rows(store, "SELECT id FROM accounts WHERE name = ?", (name,))
+    return int(rows[0]["id"]) if rows else None
+
+
+def audit(store: SqliteStore) -> list[str]:
+    """Ledger invariants over the whole store; returns the problems found (empty when sound)."""
+    problems: list[str] = []
+    for r in _rows(
+        store, "SELECT asset, SUM(amount - fee) AS s FROM ledger GROUP BY asset HAVING s != 0", ()
+    ):
+        problems.append(f"asset {r['asset']}: ledger entries sum to {r['s']}, not 0")
+    for r in _rows(
+        store,
+        "SELECT b.account, b.asset, b.total, COALESCE(SUM(l.amount - l.fee), 0) AS s FROM balances b "
+        "LEFT JOIN ledger l ON l.account = b.account AND l.asset = b.asset "
+        "GROUP BY b.account, b.asset HAVING s != b.total",
+        (),
+    ):
+        problems.append(
+            f"account {r['account']} asset {r['asset']}: balance {r['total']} != entries {r['s']}"
+        )
+    for r in _rows(
+        store,
+        "SELECT b.account, b.asset, b.held, COALESCE(SUM(o.hold_minor), 0) AS h FROM balances b "
+        "LEFT JOIN orders o ON o.account = b.account AND o.hold_asset = b.asset AND o.status IN (0, 1) "
+        "WHERE b.account >= 0 GROUP BY b.account, b.asset HAVING h != b.held",
+        (),
+    ):
+        problems.append(f"account {r['account']} asset {r['asset']}: held {r['held']} != open holds {r['h']}")
+    for r in _rows(
+        store, "SELECT account, asset FROM balances WHERE account >= 0 AND (held < 0 OR total < held)", ()
+    ):
+        problems.append(f"account {r['account']} asset {r['asset']}: negative available or held")
+    return problems

@@ -1,0 +1,178 @@
+"""The ``abyssal`` command: serve, and the admin commands that talk to a running server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_DATA_DIR = Path("./abyssal-data")
+ADMIN_TIMEOUT_S = 30
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="abyssal", description="A Kraken-compatible spot exchange.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the exchange (embedded: SQLite in --data-dir)")
+    serve.add_argument("--data-dir", type=Path, default=None)
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--config", type=Path, default=None, help="TOML: markets, fees, limits")
+
+    account = sub.add_parser("account", help="accounts and API keys")
+    account_sub = account.add_subparsers(dest="account_command", required=True)
+    create = account_sub.add_parser("create", help="create an account and print its API key and secret")
+    create.add_argument("name")
+    create.add_argument("--permissions", nargs="*", default=None, help="default: all")
+    _admin_args(create)
+
+    deposit = sub.add_parser("deposit", help="credit funds to an account (sandbox faucet)")
+    deposit.add_argument("name")
+    deposit.add_argument("asset", help="Kraken id or altname: XXBT or XBT, ZUSD or USD")
+    deposit.add_argument("amount", help="decimal string, e.g. 10000 or 0.5")
+    deposit.add_argument("--idempotency-key", default=None)
+    _admin_args(deposit)
+
+    status = sub.add_parser("status", help="sequence, projection lag, open orders, balance totals")
+    _admin_args(status)
+
+    mode = sub.add_parser("mode", help="set a pair's (or the system's) trading mode")
+    mode.add_argument("pair", help="pair name, or 'system'")
+    mode.add_argument("mode", choices=["online", "cancel_only", "post_only", "limit_only", "maintenance"])
+    _admin_args(mode)
+
+    replay = sub.add_parser("replay", help="re-run the command log offline")
+    replay.add_argument("--verify", action="store_true", required=True)
+    replay.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    replay.add_argument("--config", type=Path, default=None)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "account":
+        body: dict[str, Any] = {"name": args.name}
+        if args.permissions is not None:
+            body["permissions"] = args.permissions
+        return _admin(args, "POST", "/admin/accounts", body)
+    if args.command == "deposit":
+        key = args.idempotency_key or str(uuid.uuid4())
+        return _admin(args, "POST", "/admin/deposits",
+                      {"account": args.name, "asset": args.asset, "amount": args.amount, "idempotency_key": key})  # fmt: skip
+    if args.command == "status":
+        return _admin(args, "GET", "/admin/status", None)
+    if args.command == "mode":
+        return _admin(args, "POST", "/admin/mode", {"pair": args.pair, "mode": args.mode})
+    return 2
+
+
+def _admin_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("ABYSSAL_URL", DEFAULT_URL))
+    p.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where to find the admin token file"
+    )
+
+
+def _token(data_dir: Path) -> str:
+    env = os.environ.get("ABYSSAL_ADMIN_TOKEN")
+    if env:
+        return env
+    path = data_dir / "admin-token"
+    if not path.exists():
+        raise SystemExit(
+            f"no admin token: set ABYSSAL_ADMIN_TOKEN or start the server with --data-dir {data_dir}"
+        )
+    return path.read_text().strip()
+
+
+def _admin(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {_token(args.data_dir)}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+            return 0
+    except urllib.error.HTTPError as err:
+        print(err.read().decode(errors="replace"), file=sys.stderr)
+        return 1
+    except urllib.error.URLError as err:
+        print(f"cannot reach {args.url}: {err.reason}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not __debug__:
+        print("abyssal refuses to run under python -O: its invariants are assertions", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from abyssal.config import load_config
+    from abyssal.gateway.app import App
+    from abyssal.observability import configure_logging
+    from abyssal.runtime.exchange import Exchange
+
+    configure_logging()
+    config = load_config(args.config)
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    data_dir = args.data_dir or config.server.data_dir
+    exchange = Exchange(config, data_dir)
+    url = f"http://{host}:{port}"
+
+    def ready() -> None:
+        print(f"Abyssal is listening on {url} (data in {data_dir.resolve()})", flush=True)
+        print("Get a funded API key:", flush=True)
+        print(f"  abyssal account create alice --url {url} --data-dir {data_dir}", flush=True)
+        print(f"  abyssal deposit alice USD 10000 --url {url} --data-dir {data_dir}", flush=True)
+
+    exchange.on_ready.append(ready)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            App(exchange),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )  # fmt: skip
+    )
+    server.run()
+    return 0 if exchange.opened else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from abyssal.adapters.sqlite import SqliteStore
+    from abyssal.config import load_config
+    from abyssal.runtime.recovery import ReplayMismatch, verify_from_genesis
+
+    config = load_config(args.config)
+    path = args.data_dir / "abyssal.db"
+    if not path.exists():
+        print(f"no database at {path}", file=sys.stderr)
+        return 2
+    store = SqliteStore(path)
+    try:
+        count, state_hash = verify_from_genesis(store, config.instruments)
+    except ReplayMismatch as err:
+        print(f"replay FAILED: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"verified_commands": count, "state_hash": state_hash}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Kraken's trading endpoints: AddOrder, AddOrderBatch, AmendOrder, EditOrder and the cancels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from abyssal.core import ids
+from abyssal.core.instruments import Pair
+from abyssal.core.messages import (
+    FLAG_POST,
+    AmendOrder,
+    CancelAll,
+    CancelAllAfter,
+    CancelCount,
+    CancelOrders,
+    EditOrder,
+    Event,
+    OrderAccepted,
+    PlaceBatch,
+    PlaceOrder,
+)
+from abyssal.gateway.context import Ctx, first_rejection, raise_if_rejected
+from abyssal.gateway.errors import reject_text
+from abyssal.gateway.formats import describe
+from abyssal.gateway.order_params import find_pair, lots, place_order, price_parts, ticks
+from abyssal.gateway.params import (
+    ParamError,
+    Params,
+    decimal_field,
+    invalid,
+    object_list,
+    opt_bool,
+    opt_deadline_ns,
+    opt_decimal,
+    opt_int,
+    opt_price,
+    opt_str,
+    str_list,
+)
+
+BATCH_ORDERS_MIN = 2
+BATCH_ORDERS_MAX = 15
+CANCEL_BATCH_MAX = 50
+DEADLINE_AHEAD_NS_MAX = 60 * 10**9
+DMS_TIMEOUT_S_MAX = 86_399
+
+
+def check_deadline(ctx: Ctx, p: Params) -> None:
+    deadline = opt_deadline_ns(p)
+    if deadline is None:
+        return
+    if deadline <= ctx.now_ns:
+        raise ParamError("EService:Deadline elapsed")
+    if deadline - ctx.now_ns > DEADLINE_AHEAD_NS_MAX:
+        raise invalid("deadline")
+
+
+def order_descr(pair: Pair, c: PlaceOrder) -> dict[str, str]:
+    volume = pair.quote.fmt(c.volume_lots) if c.flags & 16 else pair.volume_text(c.volume_lots)
+    price = c.price_text or "0"
+    price2 = c.price2_text or "0"
+    return {"order": describe(pair, c.side, c.ordertype, volume, price, price2)}
+
+
+def _accepted(events: list[Event], batch_index: int = -1) -> OrderAccepted | None:
+    for e in events:
+        if isinstance(e, OrderAccepted) and e.batch_index == batch_index:
+            return e
+    return None
+
+
+async def add_order(ctx: Ctx, p: Params) -> Any:
+    check_deadline(ctx, p)
+    ins = ctx.exchange.instruments
+    cmd = place_order(ins, p, ctx.account, ctx.now_ns)
+    pair = ins.pairs[cmd.pair]
+    events = await ctx.run(cmd)
+    raise_if_rejected(events)
+    result: dict[str, Any] = {"descr": order_descr(pair, cmd)}
+    accepted = _accepted(events)
+    if accepted is not None and not accepted.validate_only:
+        result["txid"] = [ids.order_id(accepted.order_no)]
+    return result
+
+
+async def add_order_batch(ctx: Ctx, p: Params) -> Any:
+    check_deadline(ctx, p)
+    ins = ctx.exchange.instruments
+    pair = find_pair(ins, p)
+    raw_orders = object_list(p, "orders", items_max=BATCH_ORDERS_MAX)
+    if len(raw_orders) < BATCH_ORDERS_MIN:
+        raise invalid("orders")
+    validate = opt_bool(p, "validate", False)
+    orders = []
+    for raw in raw_orders:
+        o = place_order(ins, raw, ctx.account, ctx.now_ns, pair)
+        orders.append(o if not validate else PlaceOrder(**{**_fields(o), "validate": True}))
+    events = await ctx.run(PlaceBatch(ts_ns=ctx.now_ns, orders=orders))
+    out: list[dict[str, Any]] = []
+    for i, o in enumerate(orders):
+        rejected = first_rejection(events, i)
+        if rejected is not None:
+            out.append({"error": reject_text(rejected.reason, rejected.detail, pair)})
+            continue
+        entry: dict[str, Any] = {"descr": order_descr(pair, o)}
+        accepted = _accepted(events, i)
+        if accepted is not None and not accepted.validate_only:
+            entry["txid"] = ids.order_id(accepted.order_no)
+        out.append(entry)
+    return {"orders": out}
+
+
+def _fields(o: PlaceOrder) -> dict[str, Any]:
+    return {f: getattr(o, f) for f in o.__struct_fields__}
+
+
+def order_number(text: str) -> int:
+    number = ids.decode("O", text)
+    if number is None:
+        raise ParamError("EOrder:Invalid order")
+    return number
+
+
+async def _pair_of_order(ctx: Ctx, order_no: int) -> Pair | None:
+    o = ctx.exchange.engine.s.orders.get(order_no)
+    if o is None or o.account != ctx.account:
+        return None
+    pair: Pair = ctx.exchange.instruments.pairs[o.pair]
+    return pair
+
+
+async def amend_order(ctx: Ctx, p: Params) -> Any:
+    check_deadline(ctx, p)
+    txid = opt_str(p, "txid")
+    cl_ord_id = opt_str(p, "cl_ord_id")
+    if bool(txid) == bool(cl_ord_id):
+        raise invalid("txid")
+    order_no = order_number(txid) if txid else 0
+    acct = ctx.exchange.engine.s.accounts.get(ctx.account)
+    if cl_ord_id and acct is not None:
+        order_no = acct.cl_ids.get(cl_ord_id, 0)
+    pair = await _pair_of_order(ctx, order_no)
+    if pair is None:
+        raise ParamError("EOrder:Unknown order")
+    qty = opt_decimal(p, "order_qty")
+    display = opt_decimal(p, "display_qty")
+    limit = opt_price(p, "limit_price")
+    trigger = opt_price(p, "trigger_price")
+    for spec, name in ((limit, "limit_price"), (trigger, "trigger_price")):
+        if spec is not None and (spec.kind != "abs" or spec.percent):
+            raise invalid(name)  # relative amend prices are not offered
+    cmd = AmendOrder(
+        ts_ns=ctx.now_ns,
+        account=ctx.account,
+        order_no=order_no,
+        order_qty_lots=lots(pair, qty, "order_qty") if qty is not None else -1,
+        display_lots=lots(pair, display, "display_qty") if display is not None else -1,
+        limit_price_ticks=price_parts(pair, limit, "EOrder:Invalid price:Invalid price argument")[1]
+        if limit
+        else -1,
+        trigger_price_ticks=ticks(pair, trigger.value, "EOrder:Invalid price:Invalid price argument")
+        if trigger
+        else -1,
+        post_only=opt_bool(p, "post_only", False),
+    )
+    events = await ctx.run(cmd)
+    raise_if_rejected(events)
+    amends = [e for e in events if type(e).__name__ == "OrderAmended"]
+    amend_no = getattr(amends[0], "amend_no", 0) if amends else ctx.exchange.engine.s.amend_no
+    return {"amend_id": ids.amend_id(max(1, amend_no))}
+
+
+async def edit_order(ctx: Ctx, p: Params) -> Any:
+    check_deadline(ctx, p)
+    ins = ctx.exchange.instruments
+    pair = find_pair(ins, p)
+    txid = opt_str(p, "txid")
+    if not txid:
+        raise invalid("txid")
+    order_no = order_number(txid)
+    live = await _pair_of_order(ctx, order_no)
+    if live is None:
+        raise ParamError("EOrder:Unknown order")
+    if live.index != pair.index:
+        raise invalid("pair")
+    volume = opt_decimal(p, "volume")
+    display = opt_decimal(p, "displayvol")
+    price = opt_price(p, "price")
+    flags = str_list(p, "oflags", items_max=4)
+    if any(f not in ("post", "fcib", "fciq") for f in flags):
+        raise invalid("oflags")
+    validate = opt_bool(p, "validate", False)
+    userref = opt_int(p, "userref", value_min=-(2**31), value_max=2**31 - 1)
+    cmd = EditOrder(
+        ts_ns=ctx.now_ns,
+        account=ctx.account,
+        order_no=order_no,
+        volume_lots=lots(pair, volume, "volume") if volume is not None else -1,
+        display_lots=lots(pair, display, "displayvol") if display is not None else -1,
+        price_ticks=price_parts(pair, price, "EOrder:Invalid price:Invalid price argument")[1]
+        if price
+        else -1,
+        post_only=(1 if "post" in flags else 0) if "oflags" in p else -1,
+        userref=userref if userref is not None and userref >= 0 else -1,
+        validate=validate,
+    )
+    events = await ctx.run(cmd)
+    raise_if_rejected(events)
+    accepted = _accepted(events)
+    assert accepted is not None, "an edit that was not rejected places a new order"
+    price_text = pair.price_text(accepted.price_ticks)
+    volume_text = pair.volume_text(accepted.volume_lots)
+    result: dict[str, Any] = {
+        "status": "ok",
+        "originaltxid": txid,
+        "volume": volume_text,
+        "price": price_text,
+        "price2": "0",
+        "orders_cancelled": 0 if validate else 1,
+        "descr": {"order": describe(pair, accepted.side, accepted.ordertype, volume_text, price_text, "0")},
+    }
+    if not accepted.validate_only:
+        result["txid"] = ids.order_id(accepted.order_no)
+    if accepted.flags & FLAG_POST:
+        result["descr"]["order"] += ""
+    return result
+
+
+def _cancel_targets(values: list[str]) -> tuple[list[int], list[int]]:
+    order_nos: list[int] = []
+    userrefs: list[int] = []
+    for v in values:
+        if v.lstrip("-").isdigit():
+            userrefs.append(int(v))
+        else:
+            order_nos.append(order_number(v))
+    return order_nos, userrefs
+
+
+async def cancel_order(ctx: Ctx, p: Params) -> Any:
+    txids = str_list(p, "txid", items_max=CANCEL_BATCH_MAX)
+    cl_ord_id = opt_str(p, "cl_ord_id")
+    if not txids and not cl_ord_id:
+        raise invalid("txid")
+    order_nos, userrefs = _cancel_targets(txids)
+    cmd = CancelOrders(
+        ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=[cl_ord_id] if cl_ord_id else [],
+        userrefs=userrefs,
+    )  # fmt: skip
+    return {"count": _count(await ctx.run(cmd))}
+
+
+def _count(events: list[Event]) -> int:
+    raise_if_rejected(events)
+    for e in events:
+        if isinstance(e, CancelCount):
+            return e.count
+    return 0
+
+
+async def cancel_order_batch(ctx: Ctx, p: Params) -> Any:
+    raw = p.get("orders")
+    values: list[str] = []
+    if raw is not None:
+        if not isinstance(raw, list):
+            raise invalid("orders")
+        for item in raw:
+            if isinstance(item, dict) and isinstance(item.get("txid"), str):
+                values.append(item["txid"])
+            elif isinstance(item, str):
+                values.append(item)
+            else:
+                raise invalid("orders")
+    cl_ids = str_list(p, "cl_ord_ids", items_max=CANCEL_BATCH_MAX)
+    if not values and not cl_ids or len(values) + len(cl_ids) > CANCEL_BATCH_MAX:
+        raise invalid("orders")
+    order_nos, userrefs = _cancel_targets(values)
+    cmd = CancelOrders(
+        ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
+    )
+    return {"count": _count(await ctx.run(cmd))}
+
+
+async def cancel_all(ctx: Ctx, p: Params) -> Any:
+    return {"count": _count(await ctx.run(CancelAll(ts_ns=ctx.now_ns, account=ctx.account)))}
+
+
+def rfc3339_s(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def cancel_all_orders_after(ctx: Ctx, p: Params) -> Any:
+    timeout = opt_int(p, "timeout", value_min=0, value_max=DMS_TIMEOUT_S_MAX)
+    if timeout is None:
+        raise invalid("timeout")
+    cmd = CancelAllAfter(ts_ns=ctx.now_ns, account=ctx.account, key_no=ctx.key.key_no, timeout_s=timeout)
+    events = await ctx.run(cmd)
+    raise_if_rejected(events)
+    trigger = ctx.now_ns + timeout * 10**9 if timeout else 0
+    return {"currentTime": rfc3339_s(ctx.now_ns), "triggerTime": rfc3339_s(trigger) if timeout else "0"}
+
+
+def decimal_required(p: Params, name: str) -> None:
+    decimal_field(p, name)

@@ -1,0 +1,220 @@
+"""AddOrder-style parameters to engine commands: the one place strings become ticks and lots."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from abyssal.core.instruments import Instruments, Pair
+from abyssal.core.messages import (
+    FLAG_FCIB,
+    FLAG_FCIQ,
+    FLAG_NOMPP,
+    FLAG_POST,
+    FLAG_VIQC,
+    ORDER_TYPE_BY_NAME,
+    OrderType,
+    PlaceOrder,
+    PriceKind,
+    Side,
+    Stp,
+    TimeInForce,
+)
+from abyssal.gateway.params import (
+    ParamError,
+    Params,
+    PriceSpec,
+    decimal_field,
+    decimal_places,
+    invalid,
+    opt_bool,
+    opt_int,
+    opt_price,
+    opt_str,
+    opt_time,
+    req_str,
+    str_list,
+)
+
+FLAG_BY_NAME = {
+    "post": FLAG_POST,
+    "fcib": FLAG_FCIB,
+    "fciq": FLAG_FCIQ,
+    "nompp": FLAG_NOMPP,
+    "viqc": FLAG_VIQC,
+}
+STP_BY_NAME = {
+    "cancel-newest": Stp.cancel_newest,
+    "cancel-oldest": Stp.cancel_oldest,
+    "cancel-both": Stp.cancel_both,
+}
+TIF_BY_NAME = {"gtc": TimeInForce.gtc, "ioc": TimeInForce.ioc, "gtd": TimeInForce.gtd}
+KIND = {"abs": PriceKind.abs, "plus": PriceKind.plus, "minus": PriceKind.minus, "hash": PriceKind.hash}
+PCT_DECIMALS_MAX = 6  # percent offsets are carried in millionths of a percent
+CL_ORD_ID_CHARS_MAX = 36
+INT32_MAX = 2**31 - 1
+EXPIRE_AHEAD_S_MAX = 31 * 86_400  # Kraken: up to one month ahead
+EXPIRE_AHEAD_S_MIN = 5
+
+
+def find_pair(ins: Instruments, p: Params, name: str = "pair") -> Pair:
+    text = req_str(p, name, error="EQuery:Unknown asset pair")
+    pair = ins.pair(text)
+    if pair is None:
+        raise ParamError("EQuery:Unknown asset pair")
+    return pair
+
+
+def lots(pair: Pair, value: Decimal, field: str) -> int:
+    if value <= 0 or decimal_places(value) > pair.lot_decimals:
+        raise invalid(field)
+    return int(value.scaleb(pair.lot_decimals))
+
+
+def ticks(pair: Pair, value: Decimal, error: str) -> int:
+    if decimal_places(value) > pair.pair_decimals:
+        raise ParamError(
+            f"EOrder:Invalid price:{pair.id} price can only be specified up to {pair.pair_decimals} decimals."
+        )
+    result = int(value.scaleb(pair.pair_decimals))
+    if result < 0:
+        raise ParamError(error)
+    return result
+
+
+def price_parts(pair: Pair, spec: PriceSpec | None, error: str) -> tuple[int, int, int]:
+    """(kind, ticks, pct_ppm) for PlaceOrder; pct_ppm is millionths of a percent, -1 when absolute."""
+    if spec is None:
+        return int(PriceKind.abs), 0, -1
+    if spec.percent:
+        if spec.kind == "abs" or decimal_places(spec.value) > PCT_DECIMALS_MAX or spec.value >= 100:
+            raise ParamError(error)
+        return int(KIND[spec.kind]), 0, int(spec.value.scaleb(PCT_DECIMALS_MAX))
+    return int(KIND[spec.kind]), ticks(pair, spec.value, error), -1
+
+
+def parse_flags(p: Params) -> int:
+    flags = 0
+    for name in str_list(p, "oflags", items_max=8):
+        bit = FLAG_BY_NAME.get(name)
+        if bit is None:
+            raise invalid("oflags")
+        flags |= bit
+    return flags
+
+
+def parse_time_ns(p: Params, name: str, now_ns: int) -> int:
+    spec = opt_time(p, name)
+    if spec is None or spec.seconds == 0:
+        return 0
+    seconds = now_ns // 10**9 + spec.seconds if spec.kind == "rel" else spec.seconds
+    return seconds * 10**9
+
+
+def place_order(
+    ins: Instruments, p: Params, account: int, now_ns: int, pair: Pair | None = None
+) -> PlaceOrder:
+    """Parse one order (AddOrder body, or one element of AddOrderBatch with the batch's pair)."""
+    if pair is None:
+        pair = find_pair(ins, p)
+    side_text = req_str(p, "type")
+    if side_text not in ("buy", "sell"):
+        raise invalid("type")
+    type_text = req_str(p, "ordertype")
+    ordertype = ORDER_TYPE_BY_NAME.get(type_text)
+    if ordertype is None:
+        raise invalid("ordertype")
+    flags = parse_flags(p)
+    volume = decimal_field(p, "volume")
+    if flags & FLAG_VIQC:
+        if volume <= 0 or decimal_places(volume) > pair.quote.decimals:
+            raise invalid("volume")
+        volume_lots = pair.quote.to_minor(volume)
+    else:
+        volume_lots = lots(pair, volume, "volume")
+    price_kind, price_ticks, price_pct = price_parts(
+        pair, opt_price(p, "price"), "EOrder:Invalid price:Invalid price argument"
+    )
+    p2 = opt_price(p, "price2")
+    price2_kind, price2_ticks, price2_pct = price_parts(
+        pair, p2, "EOrder:Invalid price:Invalid secondary price argument"
+    )
+    if ordertype != OrderType.market and "price" not in p:
+        raise invalid("price")
+    if (
+        ordertype in (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
+        and p2 is None
+    ):
+        raise invalid("price2")
+    display = 0
+    if ordertype == OrderType.iceberg:
+        display = lots(pair, decimal_field(p, "displayvol"), "displayvol")
+    tif_text = (opt_str(p, "timeinforce") or "GTC").lower()
+    tif = TIF_BY_NAME.get(tif_text)
+    if tif is None:
+        raise invalid("timeinforce")
+    start_ns = parse_time_ns(p, "starttm", now_ns)
+    expire_ns = parse_time_ns(p, "expiretm", now_ns)
+    if expire_ns:
+        ahead_s = (expire_ns - now_ns) // 10**9
+        if not EXPIRE_AHEAD_S_MIN <= ahead_s <= EXPIRE_AHEAD_S_MAX:
+            raise invalid("expiretm")
+        if tif == TimeInForce.gtc:
+            tif = TimeInForce.gtd
+    elif tif == TimeInForce.gtd:
+        raise invalid("expiretm")
+    userref = opt_int(p, "userref", value_min=-(2**31), value_max=INT32_MAX)
+    cl_ord_id = opt_str(p, "cl_ord_id", chars_max=CL_ORD_ID_CHARS_MAX)
+    if userref is not None and cl_ord_id:
+        raise invalid("cl_ord_id")
+    if cl_ord_id is not None and (not cl_ord_id or not cl_ord_id.isascii() or not cl_ord_id.isprintable()):
+        raise invalid("cl_ord_id")
+    stp = STP_BY_NAME.get(opt_str(p, "stptype") or "cancel-newest")
+    if stp is None:
+        raise invalid("stptype")
+    leverage = opt_str(p, "leverage")
+    if leverage not in (None, "", "none", "1", "1:1"):
+        raise invalid("leverage")
+    if opt_bool(p, "reduce_only", False):
+        raise invalid("reduce_only")
+    trigger = opt_str(p, "trigger") or "last"
+    if trigger == "index":
+        raise ParamError("EGeneral:Invalid arguments:Index unavailable")
+    if trigger != "last":
+        raise invalid("trigger")
+    if "close" in p and p["close"] not in (None, "", {}):
+        raise invalid("close")  # conditional close (OTO) is not offered
+    return PlaceOrder(
+        ts_ns=now_ns,
+        account=account,
+        pair=pair.index,
+        side=int(Side.buy if side_text == "buy" else Side.sell),
+        ordertype=int(ordertype),
+        volume_lots=volume_lots,
+        price_kind=price_kind,
+        price_ticks=price_ticks,
+        price_pct_ppm=price_pct,
+        price2_kind=price2_kind,
+        price2_ticks=price2_ticks,
+        price2_pct_ppm=price2_pct,
+        display_lots=display,
+        flags=flags,
+        tif=int(tif),
+        start_ns=start_ns,
+        expire_ns=expire_ns,
+        userref=userref or 0,
+        cl_ord_id=cl_ord_id or "",
+        stp=int(stp),
+        validate=opt_bool(p, "validate", False),
+        price_text=_text(p, "price", pair, price_kind, price_ticks),
+        price2_text=_text(p, "price2", pair, price2_kind, price2_ticks),
+    )
+
+
+def _text(p: Params, name: str, pair: Pair, kind: int, value_ticks: int) -> str:
+    """How the order description shows a price: absolute at pair precision, relative as written."""
+    raw = p.get(name)
+    if raw is None:
+        return ""
+    if kind == PriceKind.abs and not (isinstance(raw, str) and raw.endswith("%")):
+        return pair.price_text(value_ticks)
+    return str(raw).replace(" ", "+")

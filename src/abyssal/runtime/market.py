@@ -1,0 +1,141 @@
+"""Market data views fed by committed batches: L2 book mirror, trade tape, candles, ticker, spread.
+
+Runs on the event loop after each batch commits, so what it shows is always durable.
+The L2 mirror follows the engine's top ``BOOK_MIRROR_LEVELS`` per side; WebSocket book
+updates come from diffing that mirror against the engine after each batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from abyssal.adapters.sqlite import SqliteStore
+from abyssal.core.engine import Engine
+from abyssal.core.instruments import Asset, Instruments, Pair
+from abyssal.core.messages import Command, Event, Fill
+from abyssal.core.book import BookSide as EngineSide
+from abyssal.marketdata.book_view import BookSide as BookSideName
+from abyssal.marketdata.book_view import BookUpdate, BookView
+from abyssal.marketdata.candles import Candles
+from abyssal.marketdata.ticker import Ticker
+from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TradesTape
+
+BOOK_MIRROR_LEVELS = 1000  # the deepest WebSocket book subscription
+TRADES_LOADED_MAX = 50_000  # per pair, read back on start for candles and the ticker
+
+BookListener = Callable[[int, dict[int, BookUpdate]], None]
+TradeListener = Callable[[int, list[PublicTrade]], None]
+
+
+class PairMarket:
+    __slots__ = ("book", "candles", "pair", "spread", "tape", "ticker")
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.book = BookView(pair.pair_decimals, pair.lot_decimals)
+        self.tape = TradesTape()
+        self.candles = Candles()
+        self.ticker = Ticker()
+        self.spread = SpreadTape()
+
+    def record(self, trade: PublicTrade) -> None:
+        self.tape.record(trade)
+        self.candles.add_trade(trade.time_ns, trade.price_ticks, trade.volume_lots)
+        self.ticker.record_trade(trade.time_ns, trade.price_ticks, trade.volume_lots)
+
+
+class MarketData:
+    def __init__(self, instruments: Instruments) -> None:
+        self.instruments = instruments
+        self.pairs = [PairMarket(p) for p in instruments.pairs]
+        self.engine: Engine | None = None
+        self.book_listeners: list[BookListener] = []
+        self.trade_listeners: list[TradeListener] = []
+
+    def load(self, store: SqliteStore) -> None:
+        """Read recent public trades back (blocking; before serving)."""
+        for pm in self.pairs:
+            rows = (
+                store.conn()
+                .execute(
+                    "SELECT trade_no, ts_ns, price_ticks, volume_lots, taker_side, taker_market FROM trades "
+                    "WHERE pair = ? ORDER BY trade_no DESC LIMIT ?",
+                    (pm.pair.index, TRADES_LOADED_MAX),
+                )
+                .fetchall()
+            )
+            for no, ts, price, vol, side, market in reversed(rows):
+                pm.record(PublicTrade(int(no), int(ts), int(price), int(vol), "b" if side == 0 else "s",
+                                      "m" if market else "l"))  # fmt: skip
+
+    def attach(self, engine: Engine) -> None:
+        """Mirror the engine's books as they are now (after recovery)."""
+        self.engine = engine
+        for pm in self.pairs:
+            self._sync_book(pm, time.time_ns())
+
+    def on_batch(self, results: list[tuple[int, Command, list[Event]]]) -> None:
+        touched: set[int] = set()
+        trades: dict[int, list[PublicTrade]] = {}
+        for _, _, events in results:
+            for e in events:
+                pair = getattr(e, "pair", -1)
+                if pair >= 0:
+                    touched.add(pair)
+                if isinstance(e, Fill):
+                    t = PublicTrade(e.trade_no, e.ts_ns, e.price_ticks, e.volume_lots,
+                                    "b" if e.taker_side == 0 else "s", "m" if e.taker_market else "l")  # fmt: skip
+                    self.pairs[e.pair].record(t)
+                    trades.setdefault(e.pair, []).append(t)
+        now = time.time_ns()
+        for index in sorted(touched):
+            pm = self.pairs[index]
+            updates = self._sync_book(pm, now)
+            if updates is not None:
+                for listener in self.book_listeners:
+                    listener(index, updates)
+        for index, batch in trades.items():
+            for trade_listener in self.trade_listeners:
+                trade_listener(index, batch)
+
+    def _sync_book(self, pm: PairMarket, now_ns: int) -> dict[int, BookUpdate] | None:
+        assert self.engine is not None
+        book = self.engine.s.books[pm.pair.index]
+        changes: list[tuple[BookSideName, int, int]] = []
+        sides: tuple[tuple[BookSideName, EngineSide], ...] = (("bid", book.bids), ("ask", book.asks))
+        for side_name, side in sides:
+            new = dict(side.depth(BOOK_MIRROR_LEVELS))
+            old = dict(pm.book.top(side_name, BOOK_MIRROR_LEVELS))
+            for price, qty in old.items():
+                if price not in new:
+                    changes.append((side_name, price, 0))
+            for price, qty in new.items():
+                if old.get(price) != qty:
+                    changes.append((side_name, price, qty))
+        if not changes:
+            return None
+        updates = pm.book.apply_batch(changes, updated_at_ns=now_ns)
+        bid, ask = pm.book.best("bid"), pm.book.best("ask")
+        pm.spread.record(now_ns, bid[0] if bid else None, ask[0] if ask else None)
+        return updates
+
+    def last_price(self, pair: Pair) -> int:
+        assert self.engine is not None
+        return int(self.engine.s.last_price[pair.index])
+
+    def value_in(self, asset: Asset, amount: Decimal, target: Asset) -> Decimal:
+        """Value an amount in another asset through the last trade of a direct pair (0 when none)."""
+        if asset.index == target.index:
+            return amount
+        for p in self.instruments.pairs:
+            last = self.last_price(p)
+            if not last:
+                continue
+            price = Decimal(last).scaleb(-p.pair_decimals)
+            if p.base.index == asset.index and p.quote.index == target.index:
+                return amount * price
+            if p.quote.index == asset.index and p.base.index == target.index:
+                return amount / price
+        return Decimal(0)
