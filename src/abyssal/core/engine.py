@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from abyssal.core.book import Order
 from abyssal.core.instruments import PPM, Instruments, Pair, ceil_div
-from abyssal.core.matching import close_order, fee_from_hold, match, walk_cost_raw, would_take
+from abyssal.core.matching import (
+    close_order,
+    fee_from_hold,
+    match,
+    required_hold,
+    walk_cost_raw,
+    would_take,
+)
 from abyssal.core.messages import (
     FLAG_FCIB,
     FLAG_FCIQ,
@@ -508,23 +515,6 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- helpers
-def required_hold(pair: Pair, o: Order, remaining_lots: int, price_ticks: int) -> int:
-    """What an order must hold to cover ``remaining_lots`` more at worst ``price_ticks``,
-    given the cumulative rounding state of what it has filled so far."""
-    max_ppm = pair.fees.max_ppm
-    if o.is_buy:
-        raw = price_ticks * remaining_lots
-        q = pair.raw_to_quote_ceil(o.cost_raw + raw) - pair.raw_to_quote_ceil(o.cost_raw)
-        if fee_from_hold(o):
-            after = pair.raw_to_quote_ceil(ceil_div(o.fee_num + raw * max_ppm, PPM))
-            q += after - pair.raw_to_quote_ceil(ceil_div(o.fee_num, PPM))
-        return q
-    base = pair.lots_to_base_minor(remaining_lots)
-    if fee_from_hold(o):
-        base += ceil_div(o.fee_num + base * max_ppm, PPM) - ceil_div(o.fee_num, PPM)
-    return base
-
-
 def hold_for_raw(pair: Pair, o: Order, raw: int) -> int:
     q = pair.raw_to_quote_ceil(raw)
     if fee_from_hold(o):

@@ -190,6 +190,43 @@ def viqc_lots(pair: Pair, taker: Order, price_ticks: int) -> int:
     return max(0, budget_raw // price_ticks)
 
 
+def required_hold(pair: Pair, o: Order, remaining_lots: int, price_ticks: int) -> int:
+    """What an order must hold to cover ``remaining_lots`` more at worst ``price_ticks``,
+    given the cumulative rounding state of what it has filled so far."""
+    max_ppm = pair.fees.max_ppm
+    if o.is_buy:
+        raw = price_ticks * remaining_lots
+        q = pair.raw_to_quote_ceil(o.cost_raw + raw) - pair.raw_to_quote_ceil(o.cost_raw)
+        if fee_from_hold(o):
+            after = pair.raw_to_quote_ceil(ceil_div(o.fee_num + raw * max_ppm, PPM))
+            q += after - pair.raw_to_quote_ceil(ceil_div(o.fee_num, PPM))
+        return q
+    base = pair.lots_to_base_minor(remaining_lots)
+    if fee_from_hold(o):
+        base += ceil_div(o.fee_num + base * max_ppm, PPM) - ceil_div(o.fee_num, PPM)
+    return base
+
+
+def affordable_lots(pair: Pair, buyer: Order, price_ticks: int, qty_max: int) -> int:
+    """The most lots, up to ``qty_max``, a market buy can still pay for out of its hold.
+
+    A market buy's hold is an estimate (the book walked when it was placed); the book may have
+    changed since (a scheduled start, a self-trade that cancelled a resting order), so each fill
+    is capped here rather than letting the hold run short.
+    """
+    if required_hold(pair, buyer, qty_max, price_ticks) <= buyer.hold_minor:
+        return qty_max
+    low, high = 0, qty_max  # invariant: low is affordable, high + 1 is not
+    while low < high:
+        mid = (low + high + 1) // 2
+        if required_hold(pair, buyer, mid, price_ticks) <= buyer.hold_minor:
+            low = mid
+        else:
+            high = mid - 1
+    assert required_hold(pair, buyer, low, price_ticks) <= buyer.hold_minor
+    return low
+
+
 def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: list[Event]) -> bool:
     """Fill ``taker`` against the book up to ``limit_ticks`` (0: no limit).
 
@@ -200,6 +237,7 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
     pair = s.pairs[taker.pair]
     is_buy = taker.is_buy
     viqc = bool(taker.flags & FLAG_VIQC)
+    capped = is_buy and not viqc and taker.limit_ticks == 0  # a market buy: its hold is the cap
     while taker.remaining_lots > 0:
         level = opp.best_level()
         if level is None:
@@ -217,13 +255,21 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
                 if not _self_trade(s, taker, maker, ts_ns, events):
                     return False
                 continue
-            qty = maker.visible_lots if maker.visible_lots < taker.remaining_lots else taker.remaining_lots
-            if viqc:
-                qty = min(qty, viqc_lots(pair, taker, price))
+            if viqc:  # remaining_lots is the quote budget left, not lots: size by what it buys
+                qty = min(maker.visible_lots, viqc_lots(pair, taker, price))
                 if qty == 0:
                     taker.remaining_lots = 0
                     return True
+            else:
+                qty = maker.visible_lots if maker.visible_lots < taker.remaining_lots else taker.remaining_lots
+                if capped:
+                    qty = affordable_lots(pair, taker, price, qty)
+                    if qty == 0:
+                        return True  # the hold is spent; the caller closes the rest
             settle_fill(s, taker, maker, price, qty, ts_ns, events)
+            if viqc:
+                taker.remaining_lots = taker.volume_lots - pair.raw_to_quote_ceil(taker.cost_raw)
+                assert taker.remaining_lots >= 0, "a quote-sized buy overspent its budget"
             level.visible_lots -= qty
             if maker.visible_lots == 0:
                 orders.popleft()
@@ -261,8 +307,14 @@ def would_take(s: EngineState, order: Order, limit_ticks: int) -> bool:
     return best <= limit_ticks if order.is_buy else best >= limit_ticks
 
 
-def walk_cost_raw(s: EngineState, pair: Pair, is_buy: bool, volume_lots: int, limit_ticks: int) -> int:
-    """Raw cost of taking up to ``volume_lots`` from the book within ``limit_ticks`` (0: none)."""
+def walk_cost_raw(
+    s: EngineState, pair: Pair, is_buy: bool, volume_lots: int, limit_ticks: int, account: int = -1
+) -> int:
+    """Raw cost of taking up to ``volume_lots`` from the book within ``limit_ticks`` (0: none).
+
+    Orders of ``account`` are skipped: self-trade prevention never fills against them, and with
+    cancel-oldest the taker goes on to deeper (dearer) levels instead.
+    """
     side = s.books[pair.index].asks if is_buy else s.books[pair.index].bids
     left = volume_lots
     cost = 0
@@ -273,7 +325,7 @@ def walk_cost_raw(s: EngineState, pair: Pair, is_buy: bool, volume_lots: int, li
         if limit_ticks and (price > limit_ticks if is_buy else price < limit_ticks):
             break
         # icebergs refresh at the back of the same level, so count hidden volume too
-        available = sum(o.remaining_lots for o in level.orders if o.resting)
+        available = sum(o.remaining_lots for o in level.orders if o.resting and o.account != account)
         take = available if available < left else left
         cost += take * price
         left -= take
