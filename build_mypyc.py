@@ -48,17 +48,18 @@ def mypyc_present() -> bool:
     return importlib.util.find_spec("mypyc") is not None
 
 
-def module_paths() -> list[str]:
-    return [str((PACKAGE / "core" / f"{m}.py").relative_to(ROOT)) for m in COMPILED_MODULES]
+def module_paths(package: Path) -> list[str]:
+    return [os.path.relpath(package / "core" / f"{m}.py", ROOT) for m in COMPILED_MODULES]
 
 
-def compile_into(build_lib: Path, build_temp: Path, inplace: bool) -> None:
-    """Run mypyc and the C compiler; the .so files land in build_lib (or next to the sources)."""
+def compile_into(package: Path, build_lib: Path, build_temp: Path, inplace: bool) -> None:
+    """Run mypyc and the C compiler on ``package``'s core; the .so files land in build_lib
+    (or next to the sources)."""
     from mypyc.build import mypycify
     from setuptools import setup
 
     ext_modules = mypycify(
-        module_paths(),
+        module_paths(package),
         opt_level="3",
         strip_asserts=False,  # the core's asserts are its contracts; keep them compiled in
         group_name=GROUP_NAME,
@@ -68,20 +69,24 @@ def compile_into(build_lib: Path, build_temp: Path, inplace: bool) -> None:
     args += ["--inplace"] if inplace else ["--build-lib", str(build_lib)]
     setup(
         name="abyssal-mypyc",
-        package_dir={"": "src"},
+        package_dir={"": os.path.relpath(package.parent, ROOT)},
         ext_modules=ext_modules,
         script_args=["-q", *args],
     )
 
 
 def build_out_of_tree(out: Path) -> Path:
-    """A complete, importable copy of the package with the core compiled, under out/lib."""
+    """A complete, importable copy of the package with the core compiled, under out/lib.
+
+    The copy is what gets compiled, so the .so files and the .py files beside them are one
+    snapshot even while someone edits src/.
+    """
     lib = out / "lib"
     if lib.exists():
         shutil.rmtree(lib)
     lib.mkdir(parents=True)
     shutil.copytree(PACKAGE, lib / "abyssal", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    compile_into(lib, out / "temp", inplace=False)
+    compile_into(lib / "abyssal", lib, out / "temp", inplace=False)
     return lib
 
 
@@ -129,11 +134,11 @@ def main() -> int:
         print(f"build_mypyc: no {missing}; keeping the pure-Python build (nothing to do)")
         return 0
     if args.inplace:
-        compile_into(ROOT, args.out / "temp", inplace=True)
+        compile_into(PACKAGE, ROOT, args.out / "temp", inplace=True)
         print(status(None))
     else:
         lib = build_out_of_tree(args.out)
-        print(f"compiled build in {lib.relative_to(ROOT)}; use it with PYTHONPATH={lib}")
+        print(f"compiled build in {lib}; use it with PYTHONPATH={lib}")
         print(status(lib))
     return 0
 

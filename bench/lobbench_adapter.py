@@ -97,7 +97,11 @@ class Adapter:
         assert s.next_order_no == self.last_oid + 1, "engine order numbers drifted from lobbench oids"
         book = s.books[self.pair_index]
         resting = sum(
-            1 for side in (book.bids, book.asks) for lv in side.levels.values() for o in lv.orders if o.resting
+            1
+            for side in (book.bids, book.asks)
+            for lv in side.levels.values()
+            for o in lv.orders
+            if o.resting
         )
         assert resting == len(s.orders), "every live order of this workload rests in the book"
         bid, ask = book.bids.best_price(), book.asks.best_price()

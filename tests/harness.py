@@ -50,12 +50,15 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.proc = None
+                self._close_log()
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 with urllib.request.urlopen(self.url + "/0/public/Time", timeout=1):
                     return
             except OSError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def _close_log(self) -> None:

@@ -26,6 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--config", type=Path, default=None, help="TOML: markets, fees, limits")
+    serve.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=os.environ.get("ABYSSAL_LOG_FORMAT", "auto"),
+        help="auto (default): console on a TTY, JSON lines otherwise; env ABYSSAL_LOG_FORMAT",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=os.environ.get("ABYSSAL_LOG_LEVEL", "info").lower(),
+        help="default info; env ABYSSAL_LOG_LEVEL",
+    )
+
+    from abyssal.loadtest import add_parser as add_loadtest_parser
+
+    add_loadtest_parser(sub)
 
     account = sub.add_parser("account", help="accounts and API keys")
     account_sub = account.add_subparsers(dest="account_command", required=True)
@@ -57,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "loadtest":
+        from abyssal.loadtest import run_from_args
+
+        return run_from_args(args)
     if args.command == "replay":
         return _replay(args)
     if args.command == "account":
@@ -66,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         return _admin(args, "POST", "/admin/accounts", body)
     if args.command == "deposit":
         key = args.idempotency_key or str(uuid.uuid4())
-        return _admin(args, "POST", "/admin/deposits",
-                      {"account": args.name, "asset": args.asset, "amount": args.amount, "idempotency_key": key})  # fmt: skip
+        deposit_body = {
+            "account": args.name,
+            "asset": args.asset,
+            "amount": args.amount,
+            "idempotency_key": key,
+        }
+        return _admin(args, "POST", "/admin/deposits", deposit_body)
     if args.command == "status":
         return _admin(args, "GET", "/admin/status", None)
     if args.command == "mode":
@@ -121,8 +146,14 @@ def _serve(args: argparse.Namespace) -> int:
     from abyssal.gateway.app import App
     from abyssal.observability import configure_logging
     from abyssal.runtime.exchange import Exchange
+    from abyssal.tracing import TracingError, configure_tracing, shutdown_tracing
 
-    configure_logging()
+    configure_logging(args.log_level, args.log_format)
+    try:
+        configure_tracing()
+    except TracingError as err:
+        print(f"abyssal: {err}", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     host = args.host or config.server.host
     port = args.port or config.server.port
@@ -137,20 +168,28 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  abyssal deposit alice USD 10000 --url {url} --data-dir {data_dir}", flush=True)
 
     exchange.on_ready.append(ready)
+
+    def fatal() -> None:
+        server.should_exit = True
+
     server = uvicorn.Server(
         uvicorn.Config(
-            App(exchange),
+            App(exchange, on_fatal=fatal),
             host=host,
             port=port,
             loop="uvloop",
             http="httptools",
             lifespan="on",
             log_level="warning",
+            log_config=None,  # uvicorn's records go through configure_logging's handler
             access_log=False,
             timeout_graceful_shutdown=10,
-        )  # fmt: skip
+        )
     )
-    server.run()
+    try:
+        server.run()
+    finally:
+        shutdown_tracing()  # flush the spans still queued for the exporter
     return 0 if exchange.opened else 1
 
 

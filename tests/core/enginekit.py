@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, settings
 
 from abyssal.config import load_config
 from abyssal.core.accounts import FEE_ACCOUNT
@@ -41,6 +44,13 @@ assert XBTUSD is not None and ETHUSD is not None and ETHXBT is not None
 assert USD is not None and XBT is not None and ETH is not None
 
 BUY, SELL = int(Side.buy), int(Side.sell)
+
+# Hypothesis budgets: "engine-quick" keeps tests/core well under a minute on two cores;
+# ABYSSAL_ENGINE_PROFILE=engine-deep runs the same properties for much longer.
+_RELAXED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("engine-quick", max_examples=60, deadline=None, suppress_health_check=_RELAXED)
+settings.register_profile("engine-deep", max_examples=2_000, deadline=None, suppress_health_check=_RELAXED)
+ENGINE_PROFILE = settings.get_profile(os.environ.get("ABYSSAL_ENGINE_PROFILE", "engine-quick"))
 T0_NS = 1_700_000_000 * 10**9  # a fixed epoch for every scenario
 SECOND_NS = 10**9
 
@@ -183,6 +193,7 @@ def check_book(engine: Engine) -> None:
                     assert o.visible_lots <= o.remaining_lots
                     assert o.limit_ticks == price and o.pair == book.pair
                     assert o.is_buy == side.is_bid
+                    assert price > 0 and price % s.pairs[book.pair].tick_ticks == 0, f"bad price {price}"
                     assert s.orders.get(o.order_no) is o, "resting order not live"
         assert not book.is_crossed(), "the book stayed crossed"
     resting = {
@@ -275,6 +286,7 @@ class Harness:
         self.net_minor = [0] * len(instruments.assets)
         self.ledger = Ledger()
         self.log: list[Event] = []
+        self.checking = True  # check every invariant after every command (off for bulk set-ups)
 
     @property
     def s(self) -> Any:
@@ -294,13 +306,14 @@ class Harness:
             elif isinstance(ev, Withdrawn):
                 self.net_minor[ev.asset] -= ev.amount_minor
         self.log.extend(events)
-        self.check(events)
+        self.ledger.post(events, self.instruments)
+        if self.checking:
+            self.check()
         return events
 
-    def check(self, events: list[Event]) -> None:
+    def check(self) -> None:
         check_book(self.engine)
         check_accounts(self.engine, self.net_minor)
-        self.ledger.post(events, self.instruments)
         self.ledger.check(self.engine)
 
     def deposit(self, account: int, asset: Asset, amount_minor: int) -> None:
@@ -311,7 +324,9 @@ class Harness:
         self.deposit(account, USD, usd(usd_text))
         self.deposit(account, XBT, xbt(xbt_text))
 
-    def place(self, account: int, side: int, ordertype: OrderType, volume_lots: int, **kw: Any) -> list[Event]:
+    def place(
+        self, account: int, side: int, ordertype: OrderType | int, volume_lots: int, **kw: Any
+    ) -> list[Event]:
         ts = kw.pop("ts_ns", None) or self.tick_ns()
         pair = kw.pop("pair", self.pair.index)
         return self.apply(
@@ -377,6 +392,7 @@ def closed(events: Iterable[Event]) -> dict[int, tuple[int, int]]:
 
 __all__ = [
     "BUY",
+    "ENGINE_PROFILE",
     "ETH",
     "ETHUSD",
     "ETHXBT",

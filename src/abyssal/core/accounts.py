@@ -66,6 +66,11 @@ class Account:
             del self.vol_days[d]
         self.vol30 = sum(self.vol_days.values())
 
+    def volume_in_window(self, ts_ns: int) -> int:
+        """The 30-day volume as of ``ts_ns`` without touching state (for readers outside apply)."""
+        oldest = ts_ns // DAY_NS - FEE_WINDOW_DAYS + 1
+        return sum(v for d, v in self.vol_days.items() if d >= oldest)
+
     def volume_at(self, ts_ns: int) -> int:
         day = ts_ns // DAY_NS
         if day != self.cur_day:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import msgspec
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from abyssal.core.book import Order
-from abyssal.core.matching import close_order, would_take
+from abyssal.core.engine import ICEBERG_DISPLAY_RATIO_MAX
+from abyssal.core.matching import close_order, required_hold, would_take
 from abyssal.core.messages import (
     FLAG_POST,
     TRIGGERED_TYPES,
@@ -14,6 +16,7 @@ from abyssal.core.messages import (
     CloseReason,
     EditOrder,
     Event,
+    Mode,
     OrderAmended,
     OrderStatus,
     OrderType,
@@ -46,8 +49,6 @@ def _find(engine: Engine, account: int, order_no: int, cl_ord_id: str) -> Order 
 
 
 def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
-    from abyssal.core.engine import required_hold
-
     s = engine.s
     o = _find(engine, c.account, c.order_no, c.cl_ord_id)
     if o is None:
@@ -56,6 +57,15 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     if o.ordertype not in AMENDABLE or (o.ordertype in TRIGGERED_TYPES and o.triggered):
         events.append(Rejected(c.account, int(Reject.not_amendable)))
         return
+    mode = s.mode_of(o.pair)
+    if mode == Mode.maintenance:
+        events.append(Rejected(c.account, int(Reject.market_unavailable)))
+        return
+    if mode == Mode.cancel_only:
+        events.append(Rejected(c.account, int(Reject.market_cancel_only)))
+        return
+    post_only = c.post_only or mode == Mode.post_only  # in post-only mode nothing may take
+    pending = o.start_ns > 0  # scheduled, not started: change it, but it stays off the book
     pair = s.pairs[o.pair]
     tick = pair.tick_ticks
     new_qty = c.order_qty_lots if c.order_qty_lots >= 0 else o.volume_lots
@@ -74,18 +84,27 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     if has_limit and new_limit == 0:
         events.append(Rejected(c.account, int(Reject.invalid_price), "limit_price"))
         return
+    if waiting and new_stop == 0:
+        events.append(Rejected(c.account, int(Reject.invalid_price), "trigger_price"))
+        return
     new_display = o.display_lots
     if o.ordertype == OrderType.iceberg and c.display_lots >= 0:
         new_display = c.display_lots
         if not 0 < new_display <= new_qty:
             events.append(Rejected(c.account, int(Reject.invalid_arguments), "display_qty"))
             return
+    if o.ordertype == OrderType.iceberg and new_display * ICEBERG_DISPLAY_RATIO_MAX < new_qty:
+        events.append(Rejected(c.account, int(Reject.invalid_arguments), "display_qty"))  # as when placed
+        return
     remaining = new_qty - o.filled_lots
     price_changed = o.resting and new_limit != o.limit_ticks
-    if c.post_only and price_changed and would_take(s, o, new_limit):
+    if post_only and price_changed and would_take(s, o, new_limit):
         events.append(Rejected(c.account, int(Reject.post_only_would_take)))
         return
-    hold_price = new_limit if has_limit else o.price2_ticks
+    band = o.price2_ticks
+    if waiting and o.is_buy and not has_limit:  # a stop-market buy holds for the band above its trigger
+        band = s.band_limit(pair, True, new_stop)
+    hold_price = new_limit if has_limit else band
     needed = required_hold(pair, o, remaining, hold_price)
     acct = s.accounts[o.account]
     asset = pair.quote.index if o.is_buy else pair.base.index
@@ -97,11 +116,13 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     lose_priority = price_changed or remaining > o.remaining_lots or new_display > o.display_lots
     if o.resting:
         side = s.books[o.pair].side(o.is_buy)
+        level = side.levels[o.limit_ticks]
         if lose_priority:
             side.unlink(o)
-        else:  # a size cut keeps the order's place in the queue
-            level = side.levels[o.limit_ticks]
-            visible = min(new_display, remaining) if new_display else remaining
+            if o in level.orders:  # drop its old place now, or re-adding it would revive that place
+                level.orders.remove(o)
+        else:  # a size cut keeps the order's place in the queue, and its current iceberg chunk
+            visible = min(o.visible_lots, new_display, remaining) if new_display else remaining
             level.visible_lots += visible - o.visible_lots
             o.visible_lots = visible
     if delta > 0:
@@ -111,11 +132,11 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     o.hold_minor = needed
     o.volume_lots, o.remaining_lots, o.display_lots = new_qty, remaining, new_display
     if waiting:
-        if has_limit:
-            o.price2_ticks = new_limit
+        o.price2_ticks = new_limit if has_limit else band
         if new_stop != o.stop_ticks:
             o.stop_ticks = new_stop
-            s.register_trigger(o)
+            if not pending:  # a scheduled stop is filed when it starts
+                s.register_trigger(o)
     else:
         o.limit_ticks = new_limit
     events.append(
@@ -124,8 +145,10 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
             o.stop_ticks, delta, asset, c.ts_ns, o.pair,
         )
     )  # fmt: skip
+    if pending:
+        return
     if o.resting is False and not waiting:
-        if c.post_only and would_take(s, o, o.limit_ticks):
+        if post_only and would_take(s, o, o.limit_ticks):
             o.flags |= FLAG_POST
         o.visible_lots = min(o.display_lots, o.remaining_lots) if o.display_lots else o.remaining_lots
         engine._execute(o, c.ts_ns, events)

@@ -8,6 +8,7 @@ post-only, self-trade, market protection) -> fills settle holds -> close release
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 
 from abyssal.core.book import Order
@@ -41,7 +42,6 @@ from abyssal.core.messages import (
     Mode,
     ModeChanged,
     OrderAccepted,
-    OrderAmended,
     OrderStarted,
     OrderStatus,
     OrderTriggered,
@@ -53,6 +53,7 @@ from abyssal.core.messages import (
     Rejected,
     SetMode,
     Side,
+    Stp,
     Tick,
     TimeInForce,
     TimerArmed,
@@ -72,6 +73,8 @@ class Engine:
 
     def __init__(self, instruments: Instruments) -> None:
         self.s = EngineState(instruments)
+        # pair -> stops due but not yet fired, while that pair's trigger loop runs (empty between commands)
+        self._cascades: dict[int, deque[tuple[Order, int]]] = {}
         self._handlers: dict[type, Callable[[object, list[Event]], None]] = {
             PlaceOrder: self._on_place,  # type: ignore[dict-item]
             PlaceBatch: self._on_batch,  # type: ignore[dict-item]
@@ -96,6 +99,11 @@ class Engine:
     def next_deadline_ns(self) -> int:
         """The earliest time at which a Tick would do something (0: nothing scheduled)."""
         s = self.s
+        # stale heads (orders filled or cancelled before their time) would fire empty Ticks
+        while s.expiries and s.orders.get(s.expiries[0][1]) is None:
+            heapq.heappop(s.expiries)
+        while s.starts and s.orders.get(s.starts[0][1]) is None:
+            heapq.heappop(s.starts)
         times = [h[0][0] for h in (s.expiries, s.starts) if h]
         times.extend(s.dms.values())
         return min(times) if times else 0
@@ -146,6 +154,8 @@ class Engine:
         if not 0 <= c.pair < len(s.pairs):
             return self._reject(c, Reject.unknown_pair, "", events, bi)
         pair = s.pairs[c.pair]
+        if not _known_enums(c):  # an out-of-range code must not reach OrderType() or the STP loop
+            return self._reject(c, Reject.invalid_arguments, "enum", events, bi)
         t = OrderType(c.ordertype)
         is_buy = c.side == Side.buy
         problem = self._check_place(c, pair, t, is_buy)
@@ -161,24 +171,28 @@ class Engine:
             return self._reject(c, Reject.volume_below_minimum, "", events, bi)
         if not viqc and ref and ref * c.volume_lots < pair.costmin_raw:
             return self._reject(c, Reject.cost_below_minimum, "", events, bi)
+        if viqc and pair.quote_minor_to_raw(c.volume_lots) < pair.costmin_raw:
+            return self._reject(c, Reject.cost_below_minimum, "", events, bi)
         o = Order(0, c.account, c.pair, is_buy, int(t), c.volume_lots, 0 if t in TRIGGERED_TYPES else limit)
         o.flags = c.flags if c.flags & FLAG_FCIB else c.flags | FLAG_FCIQ
         o.stop_ticks, o.price2_ticks = stop, price2
         o.trail_offset, o.trail_pct_ppm, o.trail_ref_ticks = trail_off, trail_pct, s.last_price[c.pair]
+        o.triggered = t not in TRIGGERED_TYPES  # a stop waits for its trigger, even while pending
         if t == OrderType.iceberg:
             o.display_lots = c.display_lots
             o.visible_lots = min(c.display_lots, c.volume_lots)
         if t in TRIGGERED_TYPES and is_buy and t not in STOP_LIMITS:
             o.price2_ticks = s.band_limit(pair, True, stop)  # the price the hold covers
         hold = self._initial_hold(pair, o, t, viqc)
-        acct = s.account(c.account)
+        known = s.accounts.get(c.account)  # a refusal must not even create an empty account
         hold_asset = pair.quote.index if is_buy else pair.base.index
-        if acct.available(hold_asset) < hold:
+        if (known.available(hold_asset) if known is not None else 0) < hold:
             return self._reject(c, Reject.insufficient_funds, "", events, bi)
         status = OrderStatus.pending if c.start_ns > c.ts_ns else OrderStatus.open
         if c.validate:
             events.append(self._accepted(c, o, 0, hold_asset, hold, status, True, bi))
             return None
+        acct = s.account(c.account)
         o.order_no = s.next_order_no
         s.next_order_no += 1
         o.tif, o.expire_ns, o.opened_ns = c.tif, c.expire_ns, c.ts_ns
@@ -294,8 +308,12 @@ class Engine:
                     return Reject.invalid_price, "price2"
                 price2 = r2
         for value in (limit, stop, price2 if t in STOP_LIMITS and t not in TRAILING else 0):
-            if value < 0 or value % tick:
+            if value < 0:
+                return Reject.invalid_price, "price"
+            if value % tick:
                 return Reject.tick_size, ""
+        if t == OrderType.trailing_stop_limit and price2 % tick:  # a signed offset from the trigger
+            return Reject.tick_size, ""
         if t not in LIMIT_PRICED and stop <= 0:
             return Reject.invalid_price, "price"
         return limit, stop, price2, trail_off, trail_pct
@@ -315,7 +333,7 @@ class Engine:
             if not best:
                 return 0
             cap = 0 if o.flags & FLAG_NOMPP else self.s.band_limit(pair, True, best)
-            raw = walk_cost_raw(self.s, pair, True, o.volume_lots, cap)
+            raw = walk_cost_raw(self.s, pair, True, o.volume_lots, cap, o.account)
             return hold_for_raw(pair, o, raw)
         if t == OrderType.trailing_stop_limit:
             return required_hold(pair, o, o.remaining_lots, o.stop_ticks + o.price2_ticks)
@@ -363,60 +381,86 @@ class Engine:
         if not match(s, o, limit, ts_ns, events):
             return
         viqc = bool(o.flags & FLAG_VIQC)
-        if o.remaining_lots == 0 or (viqc and o.filled_lots):
+        # a quote-sized buy counts its budget down in remaining_lots: done when it bought something
+        if o.filled_lots if viqc else o.remaining_lots == 0:
             close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
-        else:
-            reason = CloseReason.market_protection if limit else CloseReason.no_liquidity
-            close_order(s, o, OrderStatus.canceled, reason, ts_ns, events)
+            return
+        best = self._best_opposite(pair, o.is_buy)
+        if not best:
+            reason = CloseReason.no_liquidity
+        elif limit and (best > limit if o.is_buy else best < limit):
+            reason = CloseReason.market_protection
+        else:  # liquidity left within reach: only a market buy's spent hold stops it there
+            reason = CloseReason.insufficient_funds
+        close_order(s, o, OrderStatus.canceled, reason, ts_ns, events)
 
     def _run_triggers(self, pair_index: int, ts_ns: int, events: list[Event]) -> None:
-        """Fire every stop whose condition the last price meets, until none is left (cascades)."""
+        """Fire every stop whose condition the last price meets, until none is left (cascades).
+
+        A fired stop that trades calls back in here; that nested call only queues what the new
+        price makes due, ahead of the rest (depth first, as a recursion would), and the loop
+        below fires it: a cascade of any length runs in constant stack depth.
+        """
         s = self.s
-        tick = s.pairs[pair_index].tick_ticks
-        while True:
-            last = s.last_price[pair_index]
-            if not last:
-                return
-            due: list[Order] = []
-            for o in list(s.trailing[pair_index].values()):
-                if o.is_buy:
-                    o.trail_ref_ticks = min(o.trail_ref_ticks, last)
-                    o.stop_ticks = o.trail_ref_ticks + _offset(
-                        o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick
-                    )
-                    hit = last >= o.stop_ticks
-                else:
-                    o.trail_ref_ticks = max(o.trail_ref_ticks, last)
-                    o.stop_ticks = o.trail_ref_ticks - _offset(
-                        o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick
-                    )
-                    hit = last <= o.stop_ticks
-                if hit:
-                    due.append(o)
-            rise, fall = s.rise[pair_index], s.fall[pair_index]
-            while rise and rise[0][0] <= last:
-                stop, no = heapq.heappop(rise)
-                o2 = s.orders.get(no)
-                if o2 is not None and not o2.triggered and o2.stop_ticks == stop:
-                    due.append(o2)
-            while fall and -fall[0][0] >= last:
-                neg, no = heapq.heappop(fall)
-                o2 = s.orders.get(no)
-                if o2 is not None and not o2.triggered and o2.stop_ticks == -neg:
-                    due.append(o2)
-            if not due:
-                return
-            due.sort(key=lambda x: x.order_no)
-            for o in due:
+        pending = self._cascades.get(pair_index)
+        if pending is not None:
+            pending.extendleft(reversed(self._due_now(pair_index)))
+            return
+        pending = deque(self._due_now(pair_index))
+        self._cascades[pair_index] = pending
+        try:
+            while pending:
+                o, last = pending.popleft()
                 if s.orders.get(o.order_no) is o and not o.triggered:
                     self._trigger(o, last, ts_ns, events)
+                if not pending:
+                    pending.extend(self._due_now(pair_index))
+        finally:
+            del self._cascades[pair_index]
+
+    def _due_now(self, pair_index: int) -> list[tuple[Order, int]]:
+        """Untriggered stops the current last price fires, by order number, with that price.
+
+        Trailing stops move their trigger with the price first; fired heap entries are popped.
+        """
+        s = self.s
+        tick = s.pairs[pair_index].tick_ticks
+        last = s.last_price[pair_index]
+        if not last:
+            return []
+        due: list[Order] = []
+        for o in list(s.trailing[pair_index].values()):
+            if o.is_buy:
+                o.trail_ref_ticks = min(o.trail_ref_ticks, last)
+                o.stop_ticks = o.trail_ref_ticks + _trail_offset(o, tick)
+                hit = last >= o.stop_ticks
+            else:
+                o.trail_ref_ticks = max(o.trail_ref_ticks, last)
+                o.stop_ticks = o.trail_ref_ticks - _trail_offset(o, tick)
+                hit = last <= o.stop_ticks
+            if hit:
+                due.append(o)
+        rise, fall = s.rise[pair_index], s.fall[pair_index]
+        while rise and rise[0][0] <= last:
+            stop, no = heapq.heappop(rise)
+            o2 = s.orders.get(no)
+            if o2 is not None and not o2.triggered and o2.stop_ticks == stop:
+                due.append(o2)
+        while fall and -fall[0][0] >= last:
+            neg, no = heapq.heappop(fall)
+            o2 = s.orders.get(no)
+            if o2 is not None and not o2.triggered and o2.stop_ticks == -neg:
+                due.append(o2)
+        due.sort(key=lambda x: x.order_no)
+        return [(o, last) for o in due]
 
     def _trigger(self, o: Order, last: int, ts_ns: int, events: list[Event]) -> None:
         s = self.s
         o.triggered = True
         s.trailing[o.pair].pop(o.order_no, None)
         if o.ordertype == OrderType.trailing_stop_limit:
-            o.limit_ticks = o.stop_ticks + o.price2_ticks
+            # a buy's trigger only falls, so trigger + a negative offset may fall below one tick
+            o.limit_ticks = max(o.stop_ticks + o.price2_ticks, s.pairs[o.pair].tick_ticks)
         elif o.ordertype in STOP_LIMITS:
             o.limit_ticks = o.price2_ticks
         events.append(OrderTriggered(o.order_no, o.account, last, o.limit_ticks, ts_ns))
@@ -492,11 +536,11 @@ class Engine:
         if not 0 <= c.asset < len(self.s.instruments.assets):
             events.append(Rejected(c.account, int(Reject.unknown_asset)))
             return
-        acct = self.s.account(c.account)
+        acct = self.s.accounts.get(c.account)  # a refusal must not create an empty account
         if c.amount_minor <= 0:
             events.append(Rejected(c.account, int(Reject.invalid_amount)))
             return
-        if acct.available(c.asset) < c.amount_minor:
+        if acct is None or acct.available(c.asset) < c.amount_minor:
             events.append(Rejected(c.account, int(Reject.insufficient_funds)))
             return
         acct.debit_available(c.asset, c.amount_minor)
@@ -520,6 +564,28 @@ def hold_for_raw(pair: Pair, o: Order, raw: int) -> int:
     if fee_from_hold(o):
         q += pair.raw_to_quote_ceil(ceil_div(raw * pair.fees.max_ppm, PPM))
     return q
+
+
+_ORDER_TYPES = frozenset(int(t) for t in OrderType)
+_SIDES = frozenset(int(x) for x in Side)
+_TIFS = frozenset(int(x) for x in TimeInForce)
+_STPS = frozenset(int(x) for x in Stp)
+_PRICE_KINDS = frozenset(int(x) for x in PriceKind)
+
+
+def _known_enums(c: PlaceOrder) -> bool:
+    return (
+        c.ordertype in _ORDER_TYPES
+        and c.side in _SIDES
+        and c.tif in _TIFS
+        and c.stp in _STPS
+        and c.price_kind in _PRICE_KINDS
+        and c.price2_kind in _PRICE_KINDS
+    )
+
+
+def _trail_offset(o: Order, tick: int) -> int:
+    return _offset(o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick)
 
 
 def _offset(base_ticks: int, value: int, pct_ppm: int, tick: int) -> int:

@@ -261,7 +261,9 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
                     taker.remaining_lots = 0
                     return True
             else:
-                qty = maker.visible_lots if maker.visible_lots < taker.remaining_lots else taker.remaining_lots
+                qty = maker.visible_lots
+                if qty > taker.remaining_lots:
+                    qty = taker.remaining_lots
                 if capped:
                     qty = affordable_lots(pair, taker, price, qty)
                     if qty == 0:

@@ -9,6 +9,15 @@ from abyssal.core.book import Book, Order
 from abyssal.core.instruments import PPM, Instruments, Pair
 from abyssal.core.messages import Mode, OrderType
 
+# how much each mode forbids: online < limit_only < post_only < cancel_only < maintenance
+MODE_STRICTNESS = {
+    int(Mode.online): 0,
+    int(Mode.limit_only): 1,
+    int(Mode.post_only): 2,
+    int(Mode.cancel_only): 3,
+    int(Mode.maintenance): 4,
+}
+
 
 class EngineState:
     __slots__ = (
@@ -89,8 +98,12 @@ class EngineState:
         return int(scaled * 10 ** (-shift))
 
     def mode_of(self, pair: int) -> int:
-        """The stricter of the system mode and the pair's own mode."""
-        return max(self.system_mode, self.modes[pair])
+        """The stricter of the system mode and the pair's own mode.
+
+        The enum's numbers are not an order of strictness (cancel_only forbids more than
+        post_only or limit_only), so the comparison goes through ``MODE_STRICTNESS``.
+        """
+        return max(self.system_mode, self.modes[pair], key=MODE_STRICTNESS.__getitem__)
 
     def register_trigger(self, order: Order) -> None:
         """File an untriggered stop under the direction that fires it."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ADMIN_BODY_BYTES_MAX = 16 * 1024
 NAME_CHARS_MAX = 64
+NONCE_WINDOW_MAX = 2**62  # a width in the client's nonce units; bounded so it fits the keys table
 _deposit_lock = asyncio.Lock()
 PERMISSION_NAMES = {p.name.lower(): p for p in Permission if p.name and p != Permission.ALL}
 
@@ -108,6 +109,9 @@ async def create_account(exchange: Exchange, payload: dict[str, Any]) -> Any:
         perms = Permission(0)
         for n in names:
             perms |= PERMISSION_NAMES[n]
+    window = payload.get("nonce_window", 0)
+    if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= NONCE_WINDOW_MAX:
+        raise AdminError(422, f"nonce_window: an integer from 0 to {NONCE_WINDOW_MAX}")
     now = time.time_ns()
 
     def create() -> tuple[int, str, str]:
@@ -117,12 +121,13 @@ async def create_account(exchange: Exchange, payload: dict[str, Any]) -> Any:
         with store.transaction() as c:
             cur = c.execute("INSERT INTO accounts (name, created_ns) VALUES (?, ?)", (name, now))
             account = int(cur.lastrowid or 0)
-        api_key, secret = exchange.keys.create(account, perms, now)
+        api_key, secret = exchange.keys.create(account, perms, now, nonce_window=window)
         return account, api_key, secret
 
     account, api_key, secret = await exchange.read(create)
     return {"account_id": account, "name": name, "api_key": api_key, "api_secret": secret,
-            "permissions": sorted(n for n, p in PERMISSION_NAMES.items() if perms & p)}  # fmt: skip
+            "permissions": sorted(n for n, p in PERMISSION_NAMES.items() if perms & p),
+            "nonce_window": window}  # fmt: skip
 
 
 def deposit_refid(account: int, key: str) -> str:

@@ -6,6 +6,7 @@ HMAC, is where a signed POST spends its time (see docs/adr/0002-http-stack.md).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from abyssal import tracing
 from abyssal.gateway import kraken_account as account
 from abyssal.gateway import kraken_public as public
 from abyssal.gateway import kraken_trading as trading
@@ -26,6 +28,9 @@ from abyssal.gateway.auth import (
     verify,
 )
 from abyssal.gateway.context import Ctx
+from abyssal.gateway.health import LIVE_PATH, READY_PATH, handle_health
+from abyssal.gateway.kraken_ws import KrakenWebSocket
+from abyssal.gateway.metrics import METRICS_PATH, HttpObserver, bind_exchange, handle_metrics
 from abyssal.gateway.params import (
     INVALID_NONCE,
     ParamError,
@@ -120,41 +125,64 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+UNAVAILABLE_STATUS = 503  # before the exchange has opened (replaying): clients and probes retry
+
+
 class App:
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, on_fatal: Callable[[], None] | None = None) -> None:
         self.exchange = exchange
+        self.on_fatal = on_fatal  # start-up failed after the server began listening: stop the server
+        self._opening: asyncio.Task[None] | None = None
+        self.websocket = KrakenWebSocket(exchange)  # WebSocket v2 at /v2 and /v2/auth
+        routes = [f"/0/public/{n}" for n in PUBLIC] + [f"/0/private/{n}" for n in PRIVATE]
+        self.observer = HttpObserver([*routes, "/", METRICS_PATH, LIVE_PATH, READY_PATH])
+        bind_exchange(exchange)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "http":
-            await self._http(scope, receive, send)
+            await self.observer(self._http, scope, receive, send)
         elif kind == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008})
+            await self.websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    await self.exchange.open()
-                except Exception as exc:
-                    log.error("startup_failed", error=repr(exc))
-                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                    return
+                # Recovery may replay a long log: listen at once, so that /health/live answers
+                # meanwhile and /health/ready says why it is not ready yet.
+                self._opening = asyncio.create_task(self._open())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._opening is not None and not self._opening.done():
+                    await asyncio.gather(self._opening, return_exceptions=True)
                 await self.exchange.close()
+                await asyncio.get_running_loop().run_in_executor(None, tracing.flush)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open(self) -> None:
+        try:
+            await self.exchange.open()
+        except Exception as exc:
+            self.exchange.phase = "failed"
+            log.error("startup_failed", error=repr(exc), phase="failed")
+            if self.on_fatal is not None:
+                self.on_fatal()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
-            if path.startswith("/0/public/"):
+            if path.startswith("/health/"):
+                await handle_health(self.exchange, path, method, send)
+            elif path == METRICS_PATH:
+                await handle_metrics(method, send)
+            elif not self.exchange.opened and path.startswith(("/0/", "/admin/")):
+                await send_json(send, UNAVAILABLE_STATUS, {"error": ["EService:Unavailable"]})
+            elif path.startswith("/0/public/"):
                 await self._public(path[len("/0/public/") :], method, scope, receive, send)
             elif path.startswith("/0/private/"):
                 await self._private(path[len("/0/private/") :], method, scope, receive, send)

@@ -43,6 +43,18 @@ def oflags_text(flags: int) -> str:
     return ",".join(name for bit, name in FLAG_TEXT if flags & bit)
 
 
+def volume_text(pair: Pair, volume_lots: int, flags: int) -> str:
+    """An order's ``vol`` and ``descr.order`` volume: base lots, or with ``viqc`` the quote amount.
+
+    ``volume_lots`` of a viqc order holds quote minor units (see ``PlaceOrder``); Kraken writes that
+    amount at lot precision too (``buy 10.00000000 LTCUSD @ market``), never coarser than the quote's.
+    """
+    if not flags & FLAG_VIQC:
+        return pair.volume_text(volume_lots)
+    decimals = max(pair.lot_decimals, pair.quote.decimals)
+    return format_fixed(volume_lots * 10 ** (decimals - pair.quote.decimals), decimals)
+
+
 def describe(pair: Pair, side: int, ordertype: int, volume: str, price: str, price2: str) -> str:
     """The ``descr.order`` sentence, exactly one space between tokens (ccxt splits on spaces)."""
     t = OrderType(ordertype)
@@ -57,16 +69,23 @@ def describe(pair: Pair, side: int, ordertype: int, volume: str, price: str, pri
     return head + f"{words} {price}"
 
 
+def _shown_price(pair: Pair, text: str, price_ticks: int) -> str:
+    """A relative price as the client wrote it (``+5``, ``#2%``); an absolute one from its ticks,
+    which AmendOrder changes (the text is only what was placed)."""
+    relative = text[:1] in ("+", "-", "#") or text.endswith("%")
+    return text if relative else pair.price_text(price_ticks)
+
+
 def order_prices(pair: Pair, r: sqlite3.Row) -> tuple[str, str]:
     """(descr.price, descr.price2) as Kraken shows them: trigger first for stop types."""
     t = OrderType(r["ordertype"])
     if t == OrderType.market:
         return "0", "0"
     if t in (OrderType.limit, OrderType.iceberg):
-        return r["price_text"] or pair.price_text(r["limit_ticks"]), "0"
-    price = r["price_text"] or pair.price_text(r["stop_ticks"])
+        return _shown_price(pair, r["price_text"], r["limit_ticks"]), "0"
+    price = _shown_price(pair, r["price_text"], r["stop_ticks"])
     if t in STOP_LIMIT_TYPES:
-        return price, r["price2_text"] or pair.price_text(r["price2_ticks"])
+        return price, _shown_price(pair, r["price2_text"], r["price2_ticks"])
     return price, "0"
 
 
@@ -81,7 +100,7 @@ def average_price(pair: Pair, cost_minor: int, filled_lots: int) -> str:
 
 def order_info(ins: Instruments, r: sqlite3.Row, trades: list[tuple[int, int]] | None) -> dict[str, Any]:
     pair = ins.pairs[r["pair"]]
-    volume = pair.volume_text(r["volume_lots"])
+    volume = volume_text(pair, r["volume_lots"], r["flags"])
     price, price2 = order_prices(pair, r)
     status = OrderStatus(r["status"])
     fee_asset = ins.assets[r["fee_asset"]] if r["fee_asset"] >= 0 else pair.quote

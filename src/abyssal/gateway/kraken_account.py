@@ -223,7 +223,7 @@ def _fee_info(schedule: FeeSchedule, volume_minor: int, fee_asset: Asset, maker:
 async def trade_volume(ctx: Ctx, p: Params) -> Any:
     ins = ctx.exchange.instruments
     acct = ctx.exchange.engine.s.accounts.get(ctx.account)
-    volume = acct.volume_at(ctx.now_ns) if acct is not None else 0
+    volume = acct.volume_in_window(ctx.now_ns) if acct is not None else 0
     fee_asset = ins.fee_volume_asset
     result: dict[str, Any] = {"currency": fee_asset.id, "volume": fee_asset.fmt(volume)}
     names = str_list(p, "pair", items_max=50)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from abyssal.core.messages import (
 )
 from abyssal.gateway.context import Ctx, first_rejection, raise_if_rejected
 from abyssal.gateway.errors import reject_text
-from abyssal.gateway.formats import describe
+from abyssal.gateway.formats import describe, volume_text
 from abyssal.gateway.order_params import find_pair, lots, place_order, price_parts, ticks
 from abyssal.gateway.params import (
     ParamError,
@@ -44,6 +45,10 @@ BATCH_ORDERS_MAX = 15
 CANCEL_BATCH_MAX = 50
 DEADLINE_AHEAD_NS_MAX = 60 * 10**9
 DMS_TIMEOUT_S_MAX = 86_399
+# Kraken's order-id shape (``OQCLML-BW3P3-BUCMWZ``). Our ids are a keyed bijection, so most ids of this
+# shape decode to no number at all; Kraken cannot tell such an id from one it forgot, and neither do we.
+KRAKEN_ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
+NO_ORDER = 0  # order numbers start at 1: matches no order, so the engine answers "Unknown order"
 
 
 def check_deadline(ctx: Ctx, p: Params) -> None:
@@ -57,7 +62,7 @@ def check_deadline(ctx: Ctx, p: Params) -> None:
 
 
 def order_descr(pair: Pair, c: PlaceOrder) -> dict[str, str]:
-    volume = pair.quote.fmt(c.volume_lots) if c.flags & 16 else pair.volume_text(c.volume_lots)
+    volume = volume_text(pair, c.volume_lots, c.flags)
     price = c.price_text or "0"
     price2 = c.price2_text or "0"
     return {"order": describe(pair, c.side, c.ordertype, volume, price, price2)}
@@ -116,10 +121,13 @@ def _fields(o: PlaceOrder) -> dict[str, Any]:
 
 
 def order_number(text: str) -> int:
+    """The order behind a txid; ``NO_ORDER`` for a well-shaped id never issued; malformed is refused."""
     number = ids.decode("O", text)
-    if number is None:
-        raise ParamError("EOrder:Invalid order")
-    return number
+    if number is not None:
+        return number
+    if KRAKEN_ORDER_ID.fullmatch(text):
+        return NO_ORDER  # cancel/amend/edit answer "EOrder:Unknown order", as for any unknown id
+    raise ParamError("EOrder:Invalid order")
 
 
 async def _pair_of_order(ctx: Ctx, order_no: int) -> Pair | None:
@@ -244,10 +252,10 @@ async def cancel_order(ctx: Ctx, p: Params) -> Any:
     if not txids and not cl_ord_id:
         raise invalid("txid")
     order_nos, userrefs = _cancel_targets(txids)
+    cl_ord_ids = [cl_ord_id] if cl_ord_id else []
     cmd = CancelOrders(
-        ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=[cl_ord_id] if cl_ord_id else [],
-        userrefs=userrefs,
-    )  # fmt: skip
+        ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ord_ids, userrefs=userrefs
+    )
     return {"count": _count(await ctx.run(cmd))}
 
 
@@ -273,7 +281,7 @@ async def cancel_order_batch(ctx: Ctx, p: Params) -> Any:
             else:
                 raise invalid("orders")
     cl_ids = str_list(p, "cl_ord_ids", items_max=CANCEL_BATCH_MAX)
-    if not values and not cl_ids or len(values) + len(cl_ids) > CANCEL_BATCH_MAX:
+    if (not values and not cl_ids) or len(values) + len(cl_ids) > CANCEL_BATCH_MAX:
         raise invalid("orders")
     order_nos, userrefs = _cancel_targets(values)
     cmd = CancelOrders(

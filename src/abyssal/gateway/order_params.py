@@ -113,9 +113,15 @@ def parse_time_ns(p: Params, name: str, now_ns: int) -> int:
 def place_order(
     ins: Instruments, p: Params, account: int, now_ns: int, pair: Pair | None = None
 ) -> PlaceOrder:
-    """Parse one order (AddOrder body, or one element of AddOrderBatch with the batch's pair)."""
+    """Parse one order (AddOrder body, or one element of AddOrderBatch with the batch's pair).
+
+    An AddOrderBatch element may repeat the batch's pair (any of its names); another pair is refused,
+    never silently traded on the batch's pair at that order's price.
+    """
     if pair is None:
         pair = find_pair(ins, p)
+    elif "pair" in p and find_pair(ins, p).index != pair.index:
+        raise invalid("pair")  # AddOrderBatch: every order trades the batch's one pair
     side_text = req_str(p, "type")
     if side_text not in ("buy", "sell"):
         raise invalid("type")

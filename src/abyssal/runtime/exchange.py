@@ -63,11 +63,13 @@ class Exchange:
         self.ws_tokens: dict[str, tuple[int, int]] = {}  # token -> (key_no, expires_ns)
         self.on_ready: list[Callable[[], None]] = []
         self.opened = False
+        self.phase = "starting"  # starting -> recovering -> ready -> stopping -> stopped (or failed)
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await loop.run_in_executor(None, SqliteStore, self.data_dir / "abyssal.db")
+        self.phase = "recovering"
         recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
         balances = await loop.run_in_executor(None, self.store.load_balances)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
@@ -91,15 +93,24 @@ class Exchange:
         self._flusher = asyncio.create_task(self._flush_nonces_forever())
         log.info("exchange_open", seq=recovered.next_seq - 1, replayed=recovered.replayed)
         self.opened = True
+        self.phase = "ready"
         for hook in self.on_ready:
             hook()
 
     async def close(self) -> None:
+        """Graceful shutdown: the sequencer closes intake, finishes its batch and writes a snapshot."""
+        if not self.opened:
+            self.phase = "stopped"
+            self._reads.shutdown(wait=True)
+            return
+        self.phase = "stopping"
         if self._flusher is not None:
             self._flusher.cancel()
         await self.sequencer.stop()
         await self._flush_nonces()
         self._reads.shutdown(wait=True)
+        self.phase = "stopped"
+        log.info("exchange_closed", seq=self.sequencer.next_seq - 1, phase=self.phase)
 
     @property
     def engine(self) -> Any:

@@ -17,7 +17,7 @@ from abyssal.core.instruments import Asset, Instruments, Pair
 from abyssal.core.messages import Command, Event, Fill
 from abyssal.core.book import BookSide as EngineSide
 from abyssal.marketdata.book_view import BookSide as BookSideName
-from abyssal.marketdata.book_view import BookUpdate, BookView
+from abyssal.marketdata.book_view import BOOK_DEPTHS, BookUpdate, BookView
 from abyssal.marketdata.candles import Candles
 from abyssal.marketdata.ticker import Ticker
 from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TradesTape
@@ -27,6 +27,9 @@ TRADES_LOADED_MAX = 50_000  # per pair, read back on start for candles and the t
 
 BookListener = Callable[[int, dict[int, BookUpdate]], None]
 TradeListener = Callable[[int, list[PublicTrade]], None]
+# (pair index, [(side, price_ticks, qty_lots)]): every level of the mirror that changed in a
+# batch, qty 0 for levels that left it; WebSocket publishers conflate these (gateway/ws_publisher)
+LevelListener = Callable[[int, list[tuple[BookSideName, int, int]]], None]
 
 
 class PairMarket:
@@ -53,6 +56,7 @@ class MarketData:
         self.engine: Engine | None = None
         self.book_listeners: list[BookListener] = []
         self.trade_listeners: list[TradeListener] = []
+        self.level_listeners: list[LevelListener] = []
 
     def load(self, store: SqliteStore) -> None:
         """Read recent public trades back (blocking; before serving)."""
@@ -116,7 +120,13 @@ class MarketData:
                     changes.append((side_name, price, qty))
         if not changes:
             return None
-        updates = pm.book.apply_batch(changes, updated_at_ns=now_ns)
+        depths = BOOK_DEPTHS if self.book_listeners else (BOOK_DEPTHS[0],)
+        updates = pm.book.apply_batch(changes, depths, updated_at_ns=now_ns)
+        # levels pushed out of the engine's top BOOK_MIRROR_LEVELS are removed by the diff above
+        assert pm.book.level_count("bid") <= BOOK_MIRROR_LEVELS
+        assert pm.book.level_count("ask") <= BOOK_MIRROR_LEVELS
+        for level_listener in self.level_listeners:
+            level_listener(pm.pair.index, changes)
         bid, ask = pm.book.best("bid"), pm.book.best("ask")
         pm.spread.record(now_ns, bid[0] if bid else None, ask[0] if ask else None)
         return updates

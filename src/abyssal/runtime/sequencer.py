@@ -5,12 +5,14 @@ The loop takes whatever is queued, up to ``batch_commands_max``, stamps sequence
 monotonic times, applies them to the engine, projects the events, and hands the batch to a
 single writer thread that commits it in one transaction. Only then are the callers answered.
 If a commit fails the engine is ahead of the log, so the sequencer stops taking commands
-(fail-stop); a restart rebuilds the engine from the durable log.
+(fail-stop); a restart rebuilds the engine from the durable log. ``stop`` is the graceful
+shutdown: intake closes, the queue and the batch in flight finish, a snapshot is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgspec
 import structlog
 
+from abyssal import tracing
 from abyssal.adapters.sqlite import BatchRecord, SqliteStore
 from abyssal.core.engine import Engine
 from abyssal.core.messages import (
@@ -30,11 +33,15 @@ from abyssal.core.messages import (
     command_encoder,
     events_encoder,
 )
+from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
+from abyssal.runtime.telemetry import observe_batch
 
 log = structlog.get_logger("abyssal.sequencer")
 
 TICK_INTERVAL_S = 0.05  # how often idle timers (GTD, scheduled starts, dead man's switch) are checked
+STOP_TIMEOUT_S = 10.0  # graceful shutdown: longest wait for the queue and the batch in flight
+STOP_POLL_S = 0.005
 
 BatchListener = Callable[[list[tuple[int, Command, list[Event]]]], None]
 
@@ -48,12 +55,26 @@ class Unavailable(Exception):
 
 
 class _Item:
-    __slots__ = ("command", "future", "nonce")
+    __slots__ = ("command", "future", "nonce", "trace")
 
-    def __init__(self, command: Command, future: asyncio.Future[list[Event]], nonce: tuple[int, int] | None):
+    def __init__(
+        self,
+        command: Command,
+        future: asyncio.Future[list[Event]],
+        nonce: tuple[int, int] | None,
+        trace: tracing.Trace | None = None,
+    ):
         self.command = command
         self.future = future
         self.nonce = nonce
+        self.trace = trace  # the submitting request's trace: its id goes into the command's log record
+
+
+def _timed_write(store: SqliteStore, record: BatchRecord) -> tuple[int, int]:
+    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch."""
+    start_ns = time.time_ns()
+    store.write_batch(record)
+    return start_ns, time.time_ns()
 
 
 class Sequencer:
@@ -79,6 +100,11 @@ class Sequencer:
         self.last_snapshot_seq = last_snapshot_seq
         self.last_ts_ns = 0
         self.failed = False
+        self.closing = False  # graceful shutdown began: intake is closed
+        self.committed_seq = next_seq - 1  # the last durable command (the engine may be ahead after a fault)
+        self._in_batch = False
+        self._pair_names = [p.id for p in engine.s.instruments.pairs]
+        self.intake_queue_max = intake_queue_max
         self.listeners: list[BatchListener] = []
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=intake_queue_max)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abyssal-writer")
@@ -90,24 +116,59 @@ class Sequencer:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._ticker())]
 
-    async def stop(self) -> None:
-        """Finish what is queued, then stop (graceful shutdown)."""
-        while not self._queue.empty() and not self.failed:
-            await asyncio.sleep(0.01)
+    async def stop(self, *, snapshot: bool = True, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Graceful shutdown: close intake, finish the queue and the batch in flight, write a snapshot."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (self._in_batch or not self._queue.empty()) and not self.failed and loop.time() < deadline:
+            await asyncio.sleep(STOP_POLL_S)
+        finished = not self._in_batch and self._queue.empty()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._drain_unavailable()
+        if finished and snapshot and not self.failed:
+            try:
+                await self._write_final_snapshot()
+            except Exception as exc:  # the log is complete without it; recovery replays instead
+                log.error("shutdown_snapshot_failed", error=repr(exc), seq=self.next_seq - 1)
+        elif not finished:
+            log.error("shutdown_incomplete", queue_depth=self._queue.qsize(), seq=self.next_seq - 1)
         self._writer.shutdown(wait=True)
+
+    async def _write_final_snapshot(self) -> None:
+        """A snapshot at the last committed seq, so the next start replays nothing."""
+        last = self.next_seq - 1
+        if last <= self.last_snapshot_seq:
+            return
+        from abyssal.core.snapshot import snapshot
+
+        def write() -> int:
+            blob = snapshot(self.engine)  # in the writer thread: the engine no longer changes
+            record = BatchRecord(self.next_seq, [], [], Rows(), {})
+            record.snapshot = (last, hashlib.sha256(blob).hexdigest(), blob)
+            self.store.write_batch(record)
+            return len(blob)
+
+        size = await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        self.last_snapshot_seq = last
+        log.info("shutdown_snapshot_written", seq=last, bytes=size)
 
     # -- intake ------------------------------------------------------------------------------
     def submit(self, command: Command, nonce: tuple[int, int] | None = None) -> asyncio.Future[list[Event]]:
         """Queue a command; the future resolves to its events once they are durable."""
-        if self.failed:
+        if self.failed or self.closing:
+            REFUSED.labels("unavailable").inc()
             raise Unavailable()
         future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        trace = tracing.current()
+        if trace is not None and trace.span is not None:
+            trace.enqueued_ns = time.time_ns()
         try:
-            self._queue.put_nowait(_Item(command, future, nonce))
+            self._queue.put_nowait(_Item(command, future, nonce, trace))
         except asyncio.QueueFull:
+            REFUSED.labels("busy").inc()
             raise Busy() from None
         return future
 
@@ -123,21 +184,24 @@ class Sequencer:
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
             deadline = self.engine.next_deadline_ns()
-            if deadline and deadline <= time.time_ns() and self._queue.empty() and not self.failed:
-                try:
+            idle = self._queue.empty() and not self.failed and not self.closing
+            if deadline and deadline <= time.time_ns() and idle:
+                with contextlib.suppress(Busy, Unavailable):  # a full or closed intake: next tick
                     self.submit(Tick(ts_ns=time.time_ns()))
-                except (Busy, Unavailable):
-                    pass
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             items = [await self._queue.get()]
+            self._in_batch = True
             while len(items) < self.batch_commands_max and not self._queue.empty():
                 items.append(self._queue.get_nowait())
+            batch_start_ns = time.time_ns()
+            apply_start = time.perf_counter_ns()
             record, results = self._apply(items)
+            apply_ns = time.perf_counter_ns() - apply_start
             try:
-                await loop.run_in_executor(self._writer, self.store.write_batch, record)
+                commit_window = await loop.run_in_executor(self._writer, _timed_write, self.store, record)
             except Exception as exc:  # storage fault: fail-stop
                 self.failed = True
                 log.error("batch_commit_failed", error=repr(exc), first_seq=record.first_seq)
@@ -148,7 +212,13 @@ class Sequencer:
                 return
             self.batches_committed += 1
             self.commands_committed += len(items)
-            for item, (_, _, events) in zip(items, results):
+            self.committed_seq = self.next_seq - 1
+            try:
+                observe_batch(results, [item.trace for item in items], self._pair_names, apply_ns=apply_ns,
+                              commit_window_ns=commit_window, batch_start_ns=batch_start_ns)  # fmt: skip
+            except Exception as exc:  # telemetry must never stop the exchange
+                log.error("observe_batch_failed", error=repr(exc), first_seq=record.first_seq)
+            for item, (_, _, events) in zip(items, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(events)
             for listener in self.listeners:
@@ -156,11 +226,13 @@ class Sequencer:
                     listener(results)
                 except Exception as exc:  # a listener must never stop the exchange
                     log.error("batch_listener_failed", error=repr(exc))
+            self._in_batch = False
 
     def _drain_unavailable(self) -> None:
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            item.future.set_exception(Unavailable())
+            if not item.future.done():  # a caller that went away cancelled its future
+                item.future.set_exception(Unavailable())
 
     def _apply(self, items: list[_Item]) -> tuple[BatchRecord, list[tuple[int, Command, list[Event]]]]:
         now = time.time_ns()
@@ -178,7 +250,13 @@ class Sequencer:
             self.last_ts_ns = ts
             seq = self.next_seq
             self.next_seq += 1
-            events = self.engine.apply(cmd)
+            trace = item.trace
+            if trace is not None and trace.span is not None:
+                apply_start_ns = time.time_ns()
+                events = self.engine.apply(cmd)
+                trace.apply_window_ns = (apply_start_ns, time.time_ns())
+            else:
+                events = self.engine.apply(cmd)
             command_rows.append((seq, ts, COMMAND_SCHEMA_VERSION, command_encoder.encode(cmd)))
             event_rows.append((seq, EVENT_SCHEMA_VERSION, events_encoder.encode(events)))
             self.projector.project(seq, events, rows)

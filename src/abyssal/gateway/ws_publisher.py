@@ -1,0 +1,189 @@
+"""Public market data fan-out: conflated rounds of book, trade, ticker and ohlc frames.
+
+The market data views change after every committed batch; the publisher only notes *what*
+changed (levels touched, trades) and asks for a round. A round runs when the flusher has
+written the previous one, so under load several batches fold into one round (smart batching):
+each connection gets fewer, larger updates instead of a growing queue, and latency stays about
+one round's writing time.
+
+The book that subscribers see is the publisher's own ``BookView`` per pair, brought up to the
+market view's state at each round by re-applying every touched level. One ``apply_batch`` per
+round then yields, for each subscribed depth, the rows that turn what a client had after the
+last round into what it must have now (Kraken's window rule, ``marketdata/book_view.py``), so
+conflating rounds never breaks a client's checksum. Snapshots come from the same view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from abyssal.core.instruments import Instruments
+from abyssal.gateway import ws_market
+from abyssal.gateway.ws_subscriptions import Registry, Subscription
+from abyssal.gateway.ws_wire import Flusher, Out
+from abyssal.marketdata.book_view import BOOK_DEPTHS, BookSide, BookView
+from abyssal.marketdata.candles import INTERVALS_MIN
+from abyssal.marketdata.trades_tape import TRADES_WS_SNAPSHOT, PublicTrade
+from abyssal.runtime.market import BOOK_MIRROR_LEVELS, MarketData
+
+PENDING_TRADES_MAX: Final = 10_000  # per pair and round; older ones are still on the REST tape
+
+
+class RoundStats:
+    """Counters a benchmark or a test can read (not exported on the wire)."""
+
+    __slots__ = ("deliveries", "frames_built", "last_round_ns", "rounds")
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.frames_built = 0
+        self.deliveries = 0
+        self.last_round_ns = 0
+
+
+class Publisher:
+    def __init__(self, market: MarketData, registry: Registry, flusher: Flusher) -> None:
+        self.market = market
+        self.instruments: Instruments = market.instruments
+        self.registry = registry
+        self.flusher = flusher
+        self.views = [BookView(p.pair_decimals, p.lot_decimals) for p in self.instruments.pairs]
+        self._touched: dict[int, dict[tuple[BookSide, int], None]] = {}
+        self._trades: dict[int, list[PublicTrade]] = {}
+        self._changed_ns: dict[int, int] = {}  # pair -> newest change time in the pending round
+        self._bbo: dict[int, tuple[object, object]] = {}
+        self._round_wanted = False
+        self.stats = RoundStats()
+
+    def attach(self) -> None:
+        """Copy the market view's books and follow its changes (called once, before serving)."""
+        for pm, view in zip(self.market.pairs, self.views, strict=True):
+            for side in ("ask", "bid"):
+                for price, qty in pm.book.top(side, BOOK_MIRROR_LEVELS):
+                    view.apply(side, price, qty)
+            self._bbo[pm.pair.index] = (pm.book.best("bid"), pm.book.best("ask"))
+        self.market.level_listeners.append(self.on_levels)
+        self.market.trade_listeners.append(self.on_trades)
+
+    # -- inputs (called by MarketData after each committed batch; never await) -----------------
+    def on_levels(self, pair: int, changes: list[tuple[BookSide, int, int]]) -> None:
+        touched = self._touched.setdefault(pair, {})
+        for side, price, _ in changes:
+            touched[(side, price)] = None
+        self._changed_ns[pair] = time.time_ns()
+        self._want_round()
+
+    def on_trades(self, pair: int, trades: list[PublicTrade]) -> None:
+        pending = self._trades.setdefault(pair, [])
+        pending.extend(trades)
+        del pending[: max(0, len(pending) - PENDING_TRADES_MAX)]
+        self._want_round()
+
+    def _want_round(self) -> None:
+        if not self._round_wanted:
+            self._round_wanted = True
+            self.flusher.when_idle(self._round)
+
+    # -- a round ---------------------------------------------------------------------------------
+    def _round(self) -> None:
+        self._round_wanted = False
+        now = time.time_ns()
+        touched, self._touched = self._touched, {}
+        trades, self._trades = self._trades, {}
+        changed, self._changed_ns = self._changed_ns, {}
+        for pair in sorted(touched.keys() | trades.keys()):
+            if pair in touched:
+                self._publish_book(pair, touched[pair], changed.get(pair, now))
+            pair_trades = trades.get(pair)
+            if pair_trades:
+                self._publish_trades(pair, pair_trades, now)
+            self._publish_bbo(pair, now)
+        self.stats.rounds += 1
+        self.stats.last_round_ns = now
+
+    def _publish_book(self, pair: int, touched: dict[tuple[BookSide, int], None], time_ns: int) -> None:
+        source = self.market.pairs[pair].book
+        view = self.views[pair]
+        changes = [(side, price, source.qty(side, price)) for side, price in touched]
+        depths = [d for d in BOOK_DEPTHS if self.registry.has(("book", pair, d))]
+        updates = view.apply_batch(changes, depths or (BOOK_DEPTHS[0],))
+        if not depths:
+            return
+        pm = self.market.pairs[pair]
+        for depth in depths:
+            update = updates[depth]
+            if update.empty:
+                continue  # Kraken sends nothing when a window did not change
+            frame = ws_market.book_frame(pm.pair, "update", update.asks, update.bids, update.checksum, time_ns)
+            self._broadcast(("book", pair, depth), frame)
+
+    def _publish_trades(self, pair: int, trades: list[PublicTrade], now: int) -> None:
+        pm = self.market.pairs[pair]
+        shared: Out | None = None
+        for sub in self.registry.members(("trade", pair)):
+            fresh = [t for t in trades if t.trade_id > sub.after_trade_id]
+            if len(fresh) == len(trades):
+                shared = shared or Out(ws_market.trade_frame(pm.pair, "update", trades))
+                self._deliver(sub, shared)
+            elif fresh:  # joined during this round: its snapshot already had the rest
+                self._deliver(sub, ws_market.trade_frame(pm.pair, "update", fresh))
+        if self.registry.has(("ticker", pair, "trades")):
+            self._broadcast(("ticker", pair, "trades"), ws_market.ticker_frame(pm, "update", now))
+        for interval in INTERVALS_MIN:
+            ohlc_key = ("ohlc", pair, interval)
+            if self.registry.has(ohlc_key):
+                series = pm.candles[interval]
+                since_s = series.start_of(trades[0].time_ns)
+                candles = [c for c in series.view(since_s, now)[0] if c.start_s >= since_s]
+                self._broadcast(ohlc_key, ws_market.ohlc_frame(pm.pair, "update", candles, interval, now))
+
+    def _publish_bbo(self, pair: int, now: int) -> None:
+        book = self.market.pairs[pair].book
+        bbo = (book.best("bid"), book.best("ask"))
+        if self._bbo.get(pair) == bbo:
+            return
+        self._bbo[pair] = bbo
+        key = ("ticker", pair, "bbo")
+        if self.registry.has(key):
+            self._broadcast(key, ws_market.ticker_frame(self.market.pairs[pair], "update", now))
+
+    def _broadcast(self, key: tuple[object, ...], frame: bytes) -> None:
+        self.stats.frames_built += 1
+        self.stats.deliveries += self.registry.broadcast(key, frame)
+
+    def _deliver(self, sub: Subscription, frame: bytes | Out) -> None:
+        self.stats.deliveries += 1
+        sub.deliver(frame)
+
+    # -- snapshots (called when a subscription starts) -------------------------------------------
+    def book_snapshot(self, pair: int, depth: int) -> bytes:
+        snap = self.views[pair].snapshot(depth)
+        return ws_market.book_frame(self.instruments.pairs[pair], "snapshot", snap.asks, snap.bids, snap.checksum)
+
+    def trade_snapshot(self, pair: int) -> tuple[bytes, int]:
+        """The last 50 trades and the newest trade id (0 when the pair never traded)."""
+        pm = self.market.pairs[pair]
+        recent = pm.tape.recent(TRADES_WS_SNAPSHOT)
+        newest = recent[-1].trade_id if recent else 0
+        return ws_market.trade_frame(pm.pair, "snapshot", recent), newest
+
+    def newest_trade_id(self, pair: int) -> int:
+        recent = self.market.pairs[pair].tape.recent(1)
+        return recent[-1].trade_id if recent else 0
+
+    def ticker_snapshot(self, pair: int) -> bytes:
+        return ws_market.ticker_frame(self.market.pairs[pair], "snapshot", time.time_ns())
+
+    def ohlc_snapshot(self, pair: int, interval: int) -> bytes:
+        return ws_market.ohlc_snapshot(self.market.pairs[pair], interval, time.time_ns())
+
+    def instrument_frame(self, modes: Sequence[int], kind: str) -> bytes:
+        return ws_market.instrument_frame(self.instruments, modes, kind)
+
+    async def settle(self) -> None:
+        """Wait until nothing is pending (tests and benchmarks)."""
+        while self._round_wanted or self.flusher.backlog:
+            await asyncio.sleep(0.001)

@@ -1,0 +1,291 @@
+"""One connection's outbound side: a bounded send buffer, time-sliced flushing, slow-consumer close.
+
+Publishers only ever ``push``: it appends to the wire's buffer and never awaits, so neither the
+sequencer nor a broadcast can stall on a subscriber. A shared ``Flusher`` writes buffered frames
+a few dozen connections per event-loop turn (other work runs in between), joining everything a
+connection has pending into one socket write.
+
+Two ways to the socket (docs/adr/0004-websocket.md):
+- *direct*: under uvicorn's websockets-sansio protocol without permessage-deflate, a frame is
+  ``0x81 <len> <payload>``, identical for every subscriber, so it is built once per broadcast and
+  written to each transport (one syscall per connection and flush instead of one per frame);
+- *ASGI*: anything else (another server, a compressed connection) goes through ``send`` from a
+  per-connection writer task.
+
+A connection whose buffer (ours plus the transport's) stays above ``SEND_BUFFER_BYTES_MAX`` for
+``SEND_BUFFER_FULL_S_MAX``, or ever exceeds ``SEND_BUFFER_BYTES_HARD_MAX``, is closed with code
+1008 and the reason ``SLOW_CONSUMER_REASON``; what it had not read is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import structlog
+
+log = structlog.get_logger("abyssal.ws")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SEND_BUFFER_BYTES_MAX: Final = 4 * 1024 * 1024  # per connection, ours + the transport's
+SEND_BUFFER_BYTES_HARD_MAX: Final = 2 * SEND_BUFFER_BYTES_MAX  # beyond it: closed at once
+SEND_BUFFER_FULL_S_MAX: Final = 2.0  # how long a connection may stay above the soft limit
+WIRES_PER_SLICE: Final = 64  # connections flushed per event-loop turn
+CLOSE_TIMEOUT_S: Final = 5.0  # a close that cannot be written by then aborts the transport
+SLOW_CONSUMER_CODE: Final = 1008
+SLOW_CONSUMER_REASON: Final = "send buffer full: the client does not read fast enough"
+DIRECT_ENV: Final = "ABYSSAL_WS_DIRECT"  # "0" forces the portable ASGI path
+
+
+def ws_header(length: int) -> bytes:
+    """Header of an unmasked, final text frame of ``length`` payload bytes (RFC 6455 5.2)."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return bytes((0x81, 126)) + length.to_bytes(2, "big")
+    return bytes((0x81, 127)) + length.to_bytes(8, "big")
+
+
+class Out:
+    """One outgoing JSON frame; the framed bytes and the text are built once and shared."""
+
+    __slots__ = ("_framed", "_text", "payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._framed: bytes | None = None
+        self._text: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    def framed(self) -> bytes:
+        if self._framed is None:
+            self._framed = ws_header(len(self.payload)) + self.payload
+        return self._framed
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode("utf-8")
+        return self._text
+
+
+def direct_transport(send: Send) -> asyncio.Transport | None:
+    """uvicorn's transport behind ``send`` when frames may be written to it as-is, else None."""
+    if os.environ.get(DIRECT_ENV) == "0":
+        return None
+    proto = getattr(send, "__self__", None)
+    if type(proto).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    conn = getattr(proto, "conn", None)
+    transport = getattr(proto, "transport", None)
+    if conn is None or not isinstance(transport, asyncio.Transport) or getattr(conn, "extensions", True):
+        return None  # compressed (or unknown) connections need the protocol to frame them
+    return transport
+
+
+class Flusher:
+    """Writes the buffers of wires that have something pending, ``wires_per_slice`` per loop turn."""
+
+    def __init__(self, wires_per_slice: int = WIRES_PER_SLICE) -> None:
+        assert wires_per_slice > 0
+        self.wires_per_slice = wires_per_slice
+        self._pending: deque[Wire] = deque()
+        self._scheduled = False
+        self._idle_callbacks: list[Callable[[], None]] = []
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def schedule(self, wire: Wire) -> None:
+        self._pending.append(wire)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once nothing is pending (now, on the next turn, if already idle)."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._idle_callbacks.append(callback)
+
+    def _drain(self) -> None:
+        pending = self._pending
+        for _ in range(min(self.wires_per_slice, len(pending))):
+            pending.popleft().flush()
+        if pending:
+            asyncio.get_running_loop().call_soon(self._drain)
+            return
+        self._scheduled = False
+        callbacks, self._idle_callbacks = self._idle_callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+class Wire:
+    """The outbound buffer of one connection (see module doc)."""
+
+    __slots__ = (
+        "_flusher",
+        "_frames",
+        "_ready",
+        "_send",
+        "_writer",
+        "bytes_sent",
+        "close_reason",
+        "closed",
+        "frames_sent",
+        "full_since",
+        "last_sent_s",
+        "queued_bytes",
+        "scheduled",
+        "transport",
+    )
+
+    def __init__(self, send: Send, flusher: Flusher, transport: asyncio.Transport | None) -> None:
+        self._send = send
+        self._flusher = flusher
+        self.transport = transport
+        self._frames: deque[Out] = deque()
+        self.queued_bytes = 0
+        self.scheduled = False
+        self.closed = False
+        self.close_reason = ""
+        self.full_since: float | None = None
+        self.last_sent_s = time.monotonic()
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self._ready = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        if transport is None:
+            self._writer = asyncio.get_running_loop().create_task(self._asgi_writer())
+
+    @property
+    def direct(self) -> bool:
+        return self.transport is not None
+
+    def buffered_bytes(self) -> int:
+        transport_bytes = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return self.queued_bytes + transport_bytes
+
+    def push(self, out: Out | bytes) -> None:
+        """Queue one frame; never awaits. A closed wire drops it."""
+        if self.closed:
+            return
+        frame = out if isinstance(out, Out) else Out(out)
+        self._frames.append(frame)
+        self.queued_bytes += len(frame)
+        self.last_sent_s = time.monotonic()
+        if self.check_full():
+            return
+        if not self.scheduled:
+            self.scheduled = True
+            if self.transport is not None:
+                self._flusher.schedule(self)
+            else:
+                self._ready.set()
+
+    def check_full(self) -> bool:
+        """Close the wire when its buffer stayed full too long (True when it was closed)."""
+        buffered = self.buffered_bytes()
+        if buffered <= SEND_BUFFER_BYTES_MAX:
+            self.full_since = None
+            return False
+        now = time.monotonic()
+        if self.full_since is None:
+            self.full_since = now
+        if buffered > SEND_BUFFER_BYTES_HARD_MAX or now - self.full_since > SEND_BUFFER_FULL_S_MAX:
+            log.warning("ws_slow_consumer_closed", buffered_bytes=buffered)
+            self.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, flush_pending=False)
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Direct path: write everything pending in one call (the flusher calls this)."""
+        self.scheduled = False
+        transport = self.transport
+        if self.closed or transport is None or not self._frames:
+            return
+        if transport.is_closing():
+            self._drop()
+            return
+        frames = self._frames
+        if len(frames) == 1:
+            data = frames[0].framed()
+        else:
+            data = b"".join([f.framed() for f in frames])
+        self.frames_sent += len(frames)
+        self.bytes_sent += len(data)
+        frames.clear()
+        self.queued_bytes = 0
+        transport.write(data)
+
+    async def _asgi_writer(self) -> None:
+        """ASGI path: one ``send`` per frame, in order, until the wire closes."""
+        try:
+            while not self.closed:
+                await self._ready.wait()
+                self._ready.clear()
+                self.scheduled = False
+                while self._frames and not self.closed:
+                    frame = self._frames.popleft()
+                    self.queued_bytes -= len(frame)
+                    await self._send({"type": "websocket.send", "text": frame.text()})
+                    self.frames_sent += 1
+                    self.bytes_sent += len(frame)
+        except OSError:  # uvicorn's ClientDisconnected: the reader side notices too
+            self._drop()
+
+    def _drop(self) -> None:
+        self._frames.clear()
+        self.queued_bytes = 0
+
+    def close(self, code: int = 1000, reason: str = "", *, flush_pending: bool = True) -> None:
+        """Stop sending data and close with ``code``/``reason`` (idempotent).
+
+        ``flush_pending`` writes what was queued before the close frame (an error reply);
+        a slow consumer's backlog is dropped instead.
+        """
+        if self.closed:
+            return
+        last: list[Out] = []
+        if flush_pending and self.transport is not None:
+            self.flush()
+        elif flush_pending:
+            last = list(self._frames)
+        self.closed = True
+        self.close_reason = reason
+        self._drop()
+        self._ready.set()
+        asyncio.get_running_loop().create_task(self._close(code, reason, last))
+
+    async def _close(self, code: int, reason: str, last: list[Out]) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await self._writer
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                for frame in last:
+                    await self._send({"type": "websocket.send", "text": frame.text()})
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except (TimeoutError, OSError, RuntimeError):
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.abort()  # the peer never drained its buffer: drop the socket
+
+    async def finish(self) -> None:
+        """The connection is gone: stop the writer task (no close frame: the peer left)."""
+        self.closed = True
+        self._drop()
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await self._writer
