@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def compile_into(package: Path, build_lib: Path, build_temp: Path, inplace: bool
     """Run mypyc and the C compiler on ``package``'s core; the .so files land in build_lib
     (or next to the sources)."""
     from mypyc.build import mypycify
-    from setuptools import setup
+    from setuptools import setup  # type: ignore[import-untyped]
 
     ext_modules = mypycify(
         module_paths(package),
@@ -67,12 +68,14 @@ def compile_into(package: Path, build_lib: Path, build_temp: Path, inplace: bool
     )
     args = ["build_ext", "--build-temp", str(build_temp / "obj")]
     args += ["--inplace"] if inplace else ["--build-lib", str(build_lib)]
-    setup(
-        name="abyssal-mypyc",
-        package_dir={"": os.path.relpath(package.parent, ROOT)},
-        ext_modules=ext_modules,
-        script_args=["-q", *args],
-    )
+    with warnings.catch_warnings():  # setuptools comments on pyproject.toml, which it need not read here
+        warnings.simplefilter("ignore")
+        setup(
+            name="abyssal-mypyc",
+            package_dir={"": os.path.relpath(package.parent, ROOT)},
+            ext_modules=ext_modules,
+            script_args=["-q", *args],
+        )
 
 
 def build_out_of_tree(out: Path) -> Path:
@@ -117,7 +120,7 @@ def main() -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--inplace", action="store_true", help="put the .so files next to the sources")
     mode.add_argument("--clean", action="store_true", help="remove in-place .so files")
-    mode.add_argument("--status", action="store_true", help="show which build is imported")
+    mode.add_argument("--status", action="store_true", help="show which build each way imports")
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT, help="out-of-tree build directory")
     args = ap.parse_args()
     os.chdir(ROOT)  # mypy reads [tool.mypy] from pyproject.toml and maps paths to module names
@@ -126,20 +129,28 @@ def main() -> int:
             print(f"removed {path.relative_to(ROOT)}")
         return 0
     if args.status:
-        print(status(None if args.inplace else (args.out / "lib" if (args.out / "lib").exists() else None)))
+        print(f"plain import (pip install -e .):\n{status(None)}")
+        if (args.out / "lib").exists():
+            print(f"with PYTHONPATH={args.out / 'lib'}:\n{status(args.out / 'lib')}")
         return 0
     cc = compiler_present()
     if cc is None or not mypyc_present():
-        missing = "a C compiler" if cc is None else "mypyc (pip install mypy==2.4.1)"
-        print(f"build_mypyc: no {missing}; keeping the pure-Python build (nothing to do)")
+        missing = "no C compiler" if cc is None else "no mypyc (pip install mypy==2.4.1)"
+        print(f"build_mypyc: {missing}; keeping the pure-Python build (nothing to do)")
         return 0
-    if args.inplace:
-        compile_into(PACKAGE, ROOT, args.out / "temp", inplace=True)
-        print(status(None))
-    else:
-        lib = build_out_of_tree(args.out)
-        print(f"compiled build in {lib}; use it with PYTHONPATH={lib}")
-        print(status(lib))
+    try:
+        if args.inplace:
+            compile_into(PACKAGE, ROOT, args.out / "temp", inplace=True)
+            print(status(None))
+        else:
+            lib = build_out_of_tree(args.out)
+            print(f"compiled build in {lib}; use it with PYTHONPATH={lib}")
+            print(status(lib))
+    except (SystemExit, Exception) as ex:  # mypyc type errors end in SystemExit; the C compiler raises
+        if isinstance(ex, SystemExit) and ex.code in (None, 0):
+            raise
+        print(f"build_mypyc: compilation failed ({type(ex).__name__}: {ex}); pure Python stays in use")
+        return 1
     return 0
 
 

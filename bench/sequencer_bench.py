@@ -2,27 +2,32 @@
 
 Run from the repo root with the project venv::
 
-    python bench/sequencer_bench.py            # about 1 minute
-    python bench/sequencer_bench.py --seconds 3 --runs 1:256,256:256   # batch limit:clients
+    python bench/sequencer_bench.py            # about 1.5 minutes
+    python bench/sequencer_bench.py --seconds 3 --repeat 1 --runs 1:256,256:256   # limit:clients
 
-What it does, once per ``batch_commands_max`` (1, 16, 256 and 1024 with 256 clients, then 1024 with 1024):
+What it does, for each row (``batch_commands_max`` 1, 16, 256 and 1024 with 256 clients, then 1024
+with 1024 clients, because 256 commands in flight never fill a batch of 1024), ``--repeat`` times:
 
-- wires the sequencer exactly as ``abyssal.runtime.exchange`` does: a ``SqliteStore`` (WAL,
-  ``synchronous=FULL``, so a command is acknowledged only after its batch is fsynced) in a fresh
-  temporary directory on the same disk as ``/tmp``, ``recover``, ``Projector``, ``Sequencer``, under uvloop;
+- wires the sequencer exactly as ``abyssal.runtime.exchange`` does, with the packaged config's
+  intake bound and snapshot interval: a ``SqliteStore`` (WAL, ``synchronous=FULL``: a command is
+  acknowledged only after its batch is on disk) in a fresh directory under ``/tmp`` (``--tmp``),
+  ``recover``, ``Projector``, ``Sequencer``, under uvloop;
 - funds two accounts with ``Deposit`` commands (a buyer and a seller, so self-trade prevention never fires);
-- runs 256 (or 1024) concurrent tasks, each awaiting ``seq.execute(PlaceOrder(...))``
-  in a loop for ``--seconds``: resting limit buys and sells around a drifting mid price plus marketable
-  IOC orders that trade against them (``OrderMix``, also used by ``http_bench.py``), so the book,
-  trades, fills, ledger and balances grow as they would in production;
-- prints commands/s and ack latency percentiles (from the call to ``execute`` to its return: queueing,
-  engine apply, projection and the fsynced commit), the mean batch and the mean commit time;
-- asserts the end state: every acknowledged order number is in ``orders``, the command log holds exactly
-  the commands sequenced, the ledger audit is empty, and ``recover`` replays the whole log to
-  byte-identical events and the same book.
+- runs the clients, each awaiting ``seq.execute(PlaceOrder(...))`` in a loop for ``--seconds``: resting
+  limit buys and sells around a drifting mid price plus marketable IOC orders that trade against them
+  (``OrderMix``, also used by ``http_bench.py``), so the book, trades, fills, ledger and balances grow
+  as they would in production;
+- prints commands/s, ack latency percentiles (from the call to ``execute`` to its return: queueing,
+  engine apply, projection and the durable commit), the mean batch, and where a batch's time goes
+  (apply on the event loop, then commit in the writer thread);
+- stops the sequencer as the server does (graceful shutdown, which may write a snapshot) and asserts
+  the end state: every acknowledged order is in ``orders``, the logs hold every sequenced command,
+  the ledger audit is empty, open rows equal the engine's live orders, replaying the whole log from
+  genesis reproduces every event and the live state hash, and ``recover`` reaches the same hash.
 
-Snapshots are off (``snapshot_every_commands=0``): ``abyssal.core.snapshot`` does not exist yet, and the
-sequencer imports it when a snapshot falls due (the server default is every 100,000 commands).
+The machine line shows load average and CPU pressure: other work only slows a row, so the goal is
+judged on each row's best pass. The disk line shows fdatasync latency, which sets the one-commit-
+per-command baseline, so the group-commit ratio depends on the disk as much as on the code.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import itertools
 import logging
 import os
 import platform
@@ -49,7 +55,7 @@ import uvloop
 
 from abyssal.adapters import sqlite_reads
 from abyssal.adapters.sqlite import SqliteStore
-from abyssal.config import load_config
+from abyssal.config import Config, load_config
 from abyssal.core.instruments import Instruments, Pair
 from abyssal.core.messages import (
     Deposit,
@@ -78,11 +84,11 @@ FUNDING_USD = "10000000000"  # per account: far above what any run can hold or s
 FUNDING_XBT = "1000000"
 BUYER_ACCOUNT = 1  # account 0 is the house (fees)
 SELLER_ACCOUNT = 2
-INTAKE_QUEUE_MAX = 65_536  # the server default
 # (batch_commands_max, concurrent clients): the four limits at 256 clients, then 1024 at 1024 clients,
 # because with 256 commands in flight no batch can hold more than 256
 RUNS_DEFAULT = "1:256,16:256,256:256,1024:256,1024:1024"
-SECONDS_DEFAULT = 6.0
+SECONDS_DEFAULT = 4.0
+REPEAT_DEFAULT = 2
 SEED = 20_260_101
 GOAL_RATIO = 20  # group commit at least 20 times one commit per command
 FSYNC_PROBES = 200
@@ -239,7 +245,8 @@ class TimedSequencer(Sequencer):
         return out
 
 
-def _wire(db: Path, instruments: Instruments, batch_limit: int) -> tuple[TimedStore, TimedSequencer]:
+def _wire(db: Path, config: Config, batch_limit: int) -> tuple[TimedStore, TimedSequencer]:
+    instruments = config.instruments
     store = TimedStore(db)  # synchronous=FULL is the adapter default
     assert store.synchronous == "FULL"
     assert store.conn().execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL is 2"
@@ -249,9 +256,9 @@ def _wire(db: Path, instruments: Instruments, batch_limit: int) -> tuple[TimedSt
         recovered.engine,
         store,
         Projector(instruments, store.load_balances()),
-        intake_queue_max=INTAKE_QUEUE_MAX,
+        intake_queue_max=config.engine.intake_queue_max,
         batch_commands_max=batch_limit,
-        snapshot_every_commands=0,  # see the module docstring
+        snapshot_every_commands=config.engine.snapshot_every_commands,
         next_seq=recovered.next_seq,
         last_snapshot_seq=recovered.last_snapshot_seq,
     )
@@ -282,9 +289,10 @@ class LiveState:
 
 
 async def _run(
-    db: Path, instruments: Instruments, batch_limit: int, clients: int, seconds: float
+    db: Path, config: Config, batch_limit: int, clients: int, seconds: float
 ) -> tuple[RunResult, LiveState]:
-    store, seq = _wire(db, instruments, batch_limit)
+    instruments = config.instruments
+    store, seq = _wire(db, config, batch_limit)
     seq.start()
     await _fund(seq, instruments)
     pair = instruments.pair(PAIR)
@@ -371,30 +379,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--runs", default=RUNS_DEFAULT, help="comma-separated batch_commands_max:clients")
     ap.add_argument("--seconds", type=float, default=SECONDS_DEFAULT, help="per row")
+    ap.add_argument("--repeat", type=int, default=REPEAT_DEFAULT, help="passes over the rows (best is used)")
     ap.add_argument("--tmp", default=None, help="parent directory for the databases (default: /tmp)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
     args = ap.parse_args(argv)
     runs = [tuple(int(v) for v in r.split(":")) for r in args.runs.split(",")]
     assert all(len(r) == 2 and r[0] > 0 and r[1] > 0 for r in runs), "runs: limit:clients,..."
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    instruments = load_config().instruments
+    config = load_config()  # the packaged defaults, as `abyssal serve` without --config
+    instruments = config.instruments
     print("# Abyssal sequencer benchmark (in-process, SQLite WAL, synchronous=FULL)")
     for line in machine_lines():
         print(line)
     root = Path(tempfile.mkdtemp(prefix="abyssal-seqbench-", dir=args.tmp))
-    fsync_p50, fsync_p99 = fsync_ms(root)
-    print(f"databases under {root} ({_fs_type(root)}; fsync of a 4 KiB append: p50 {fsync_p50:.2f} ms, "
-          f"p99 {fsync_p99:.2f} ms); {args.seconds:g} s per row; workload: OrderMix seed {SEED}")  # fmt: skip
+    sync_p50, sync_p99 = fdatasync_ms(root)
+    print(f"databases under {root} ({_fs_type(root)}; fdatasync of a 4 KiB overwrite: p50 {sync_p50:.2f} ms, "
+          f"p99 {sync_p99:.2f} ms); {args.seconds:g} s per row, {args.repeat} passes; "
+          f"workload: OrderMix seed {SEED}")  # fmt: skip
     print()
     print("| batch_commands_max | clients | commands/s | ack p50 ms | ack p99 ms | ack p99.9 ms | mean batch "
           "| commit ms/batch | apply µs/cmd | commit µs/cmd |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     results: list[RunResult] = []
     try:
-        for limit, clients in runs:
-            db = root / f"b{limit}-c{clients}" / "abyssal.db"
+        for rnd, (limit, clients) in itertools.product(range(1, args.repeat + 1), runs):
+            db = root / f"r{rnd}-b{limit}-c{clients}" / "abyssal.db"
             db.parent.mkdir()
-            result, live = uvloop.run(_run(db, instruments, limit, clients, args.seconds))
+            result, live = uvloop.run(_run(db, config, limit, clients, args.seconds))
             results.append(result)
             print(result.row(), flush=True)
             assert result.rejected == 0, f"{result.rejected} orders were rejected: the accounts are funded"
@@ -410,11 +421,21 @@ def main(argv: list[str] | None = None) -> int:
     print("`orders`, the command and event logs hold every sequenced command, ledger audit == [], open rows")
     print("equal the engine's live orders, replaying the whole log from genesis reproduces every event and")
     print("the live engine's state hash, and recover() (the restart path) reaches the same state hash.")
-    baseline = [r for r in results if r.batch_limit == 1]
+    # Other load on the machine only ever slows a row down, so each configuration's best pass is
+    # the better estimate of what the code can do; every pass is printed above.
+    best_of: dict[tuple[int, int], RunResult] = {}
+    for r in results:
+        key = (r.batch_limit, r.clients)
+        if key not in best_of or r.per_s > best_of[key].per_s:
+            best_of[key] = r
+    if args.repeat > 1:
+        print(f"best of {args.repeat} passes: " + "; ".join(
+            f"{limit}/{clients}: {r.per_s:,.0f}/s" for (limit, clients), r in best_of.items()))  # fmt: skip
+    baseline = [r for (limit, _), r in best_of.items() if limit == 1]
     missed = False
     if baseline:
-        base = baseline[0].per_s
-        best = max(results, key=lambda r: r.per_s)
+        base = max(r.per_s for r in baseline)
+        best = max(best_of.values(), key=lambda r: r.per_s)
         ratio = best.per_s / base
         missed = ratio < GOAL_RATIO
         print(f"group commit: best {best.per_s:,.0f}/s (batch_commands_max {best.batch_limit}, "
@@ -424,16 +445,22 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.strict and missed else 0
 
 
-def fsync_ms(directory: Path) -> tuple[float, float]:
-    """(p50, p99) of fsync after a 4 KiB append in ``directory``: the floor of one durable commit."""
-    path = directory / "fsync-probe"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def fdatasync_ms(directory: Path) -> tuple[float, float]:
+    """(p50, p99) of fdatasync after a 4 KiB overwrite in ``directory``.
+
+    That is the wait at the heart of each SQLite WAL commit with synchronous=FULL (the WAL is
+    rewritten in place once it has wrapped, so no size change forces a journal commit).
+    """
+    path = directory / "fdatasync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     samples = []
     try:
-        for _ in range(FSYNC_PROBES):
-            os.write(fd, b"x" * 4096)
+        os.write(fd, b"\0" * 4096 * FSYNC_PROBES)
+        os.fsync(fd)
+        for i in range(FSYNC_PROBES):
+            os.pwrite(fd, b"x" * 4096, 4096 * i)
             t0 = time.perf_counter()
-            os.fsync(fd)
+            os.fdatasync(fd)
             samples.append((time.perf_counter() - t0) * 1000)
     finally:
         os.close(fd)

@@ -30,6 +30,7 @@ class Server:
 
     data_dir: Path
     port: int = field(default_factory=free_port)
+    database: str | None = None  # a postgresql:// URL; None: SQLite in data_dir
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _log: Any = None
@@ -44,6 +45,8 @@ class Server:
         self._close_log()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process ends
         command = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        if self.database:
+            command += ["--database", self.database]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "abyssal.cli", *command], stdout=self._log, stderr=self._log, env=env
         )

@@ -27,6 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--config", type=Path, default=None, help="TOML: markets, fees, limits")
     serve.add_argument(
+        "--database",
+        default=os.environ.get("ABYSSAL_DATABASE"),
+        help="system of record: postgresql://user@host:port/db, or sqlite:///path "
+        "(default: SQLite in --data-dir); env ABYSSAL_DATABASE",
+    )
+    serve.add_argument(
+        "--bus",
+        default=os.environ.get("ABYSSAL_BUS", "memory://"),
+        help="event bus: memory:// (default, in-process) or kafka://host:port; env ABYSSAL_BUS",
+    )
+    serve.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
         default=os.environ.get("ABYSSAL_LOG_FORMAT", "auto"),
@@ -69,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--verify", action="store_true", required=True)
     replay.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     replay.add_argument("--config", type=Path, default=None)
+    replay.add_argument("--database", default=os.environ.get("ABYSSAL_DATABASE"), help="as for serve")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -158,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     data_dir = args.data_dir or config.server.data_dir
-    exchange = Exchange(config, data_dir)
+    exchange = Exchange(config, data_dir, database=args.database, bus=args.bus)
     url = f"http://{host}:{port}"
 
     def ready() -> None:
@@ -194,16 +206,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from abyssal.adapters.sqlite import SqliteStore
+    from abyssal.adapters.store import is_postgres, open_store, sqlite_path
     from abyssal.config import load_config
     from abyssal.runtime.recovery import ReplayMismatch, verify_from_genesis
 
     config = load_config(args.config)
-    path = args.data_dir / "abyssal.db"
-    if not path.exists():
-        print(f"no database at {path}", file=sys.stderr)
-        return 2
-    store = SqliteStore(path)
+    if not is_postgres(args.database):
+        path = sqlite_path(args.database, args.data_dir)
+        if not path.exists():
+            print(f"no database at {path}", file=sys.stderr)
+            return 2
+    store = open_store(args.database, args.data_dir)
     try:
         count, state_hash = verify_from_genesis(store, config.instruments)
     except ReplayMismatch as err:

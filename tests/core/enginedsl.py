@@ -304,7 +304,6 @@ class Scenario:
 
 
 __all__ = [
-    "XBT",
     "Scenario",
     "book_text",
     "closes_text",

@@ -240,7 +240,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = settings(
-    ENGINE_PROFILE, max_examples=ENGINE_PROFILE.max_examples * 4, stateful_step_count=50
+    ENGINE_PROFILE, max_examples=ENGINE_PROFILE.max_examples * 2, stateful_step_count=50
 )
 TestEngineMachine = EngineMachine.TestCase
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from tests.harness import Server
 from websockets.exceptions import ConnectionClosed
 
 from abyssal.gateway.ws_session import FLOOD_REASON, FRAME_BYTES_MAX
-from abyssal.gateway.ws_wire import SLOW_CONSUMER_REASON
+from abyssal.gateway.ws_wire import DIRECT_ENV, SLOW_CONSUMER_REASON
 
 pytestmark = pytest.mark.slow
 
@@ -120,21 +123,42 @@ def test_request_flood_is_refused_then_closed(server: Server) -> None:
     asyncio.run(scenario())
 
 
-def test_a_client_that_stops_reading_is_closed_with_a_reason(server: Server) -> None:
+@pytest.fixture(params=["direct", "asgi"])
+def either_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """A server writing frames straight to uvicorn's transport, or through ASGI ``send`` only."""
+    if request.param == "asgi":
+        monkeypatch.setenv(DIRECT_ENV, "0")
+    s = Server(tmp_path / "data")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_a_client_that_stops_reading_is_closed_with_a_reason(either_path: Server) -> None:
+    server = either_path
+
     async def scenario() -> None:
         maker = Rest(server.url, server.account("m", USD="10000000", XBT="100"))
-        for start in range(0, 600, 15):  # 600 levels per side: a depth-1000 snapshot is ~50 KB
-            form = {}
-            for n, i in enumerate(range(start, start + 15)):
-                form.update({f"orders[{n}][ordertype]": "limit", f"orders[{n}][type]": "buy",
-                             f"orders[{n}][volume]": "0.01", f"orders[{n}][price]": str(20000 + i)})  # fmt: skip
-            await maker.private("AddOrderBatch", pair="XBTUSD", **form)
+        for side, base in (("buy", 20000), ("sell", 40000)):  # 600 levels a side: a depth-1000 snapshot ~50 KB
+            for start in range(0, 600, 15):
+                form = {}
+                for n, i in enumerate(range(start, start + 15)):
+                    form.update({f"orders[{n}][ordertype]": "limit", f"orders[{n}][type]": side,
+                                 f"orders[{n}][volume]": "0.01", f"orders[{n}][price]": str(base + i)})  # fmt: skip
+                await maker.private("AddOrderBatch", pair="XBTUSD", **form)
         bystander = await WsClient.open(server.url)
-        slow = await WsClient.open(server.url, max_queue=1)  # the library stops reading at once
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # no kernel buffer to hide the backlog in
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        # max_queue=1: the library stops reading at once; no compression: the backlog is real bytes
+        slow = await WsClient.open(server.url, max_queue=1, sock=sock, compression=None)
         subscribe = json.dumps({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 1000}})
         for _ in range(300):  # each (re)subscription sends a fresh snapshot it will not read
             await slow.ws.send(subscribe)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         await asyncio.sleep(3.0)  # stays above the limit longer than the grace period
         with pytest.raises(ConnectionClosed) as closed:
             while True:

@@ -92,6 +92,12 @@ class Rest:
         self.nonce = time.time_ns() // 1000
 
     async def private(self, method: str, **params: str) -> Any:
+        payload = await self.private_raw(method, **params)
+        assert payload["error"] == [], f"{method} {params}: {payload['error']}"
+        return payload["result"]
+
+    async def private_raw(self, method: str, **params: str) -> Any:
+        """The whole answer, errors included."""
         self.nonce += 1
         body = urllib.parse.urlencode({"nonce": str(self.nonce), **params}).encode()
         path = f"/0/private/{method}"
@@ -101,9 +107,7 @@ class Rest:
             "Content-Type": "application/x-www-form-urlencoded",
         }
         response = await self.http.post(path, content=body, headers=headers)
-        payload = response.json()
-        assert payload["error"] == [], f"{method} {params}: {payload['error']}"
-        return payload["result"]
+        return response.json()
 
     async def token(self) -> str:
         return str((await self.private("GetWebSocketsToken"))["token"])

@@ -43,7 +43,7 @@ def test_ready_only_after_recovery_while_live_throughout(
     monkeypatch.setattr(exchange_module, "recover", slow_recover)
 
     async def scenario() -> None:
-        async with running(tmp_path / "data", ready=False) as (_, exchange, client):
+        async with running(tmp_path / "data", ready=False) as (app, exchange, client):
             assert await asyncio.to_thread(entered.wait, PROBE_WAIT_S)
             assert await _probe(client.http, "/health/ready") == (
                 503,
@@ -52,6 +52,16 @@ def test_ready_only_after_recovery_while_live_throughout(
             assert await _probe(client.http, "/health/live") == (200, {"status": "ok", "phase": "recovering"})
             r = await client.http.get("/0/public/Time")
             assert (r.status_code, r.json()) == (503, {"error": ["EService:Unavailable"]})
+            sent: list[dict[str, Any]] = []
+
+            async def connect() -> dict[str, Any]:
+                return {"type": "websocket.connect"}
+
+            async def record(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await app({"type": "websocket", "path": "/v2", "headers": []}, connect, record)
+            assert sent == [{"type": "websocket.close", "code": 1013}], "WebSocket: try again later"
             release.set()
             await wait_ready(client.http)
             assert await _probe(client.http, "/health/ready") == (

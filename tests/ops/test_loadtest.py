@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ def test_reports_the_servers_delay(slow_server: SlowServer) -> None:
     latencies = sorted(r.latency_ns for r in summary.results)
     assert latencies[0] >= DELAY_S * 1e9, "nothing is faster than the server's sleep"
     assert DELAY_S * 1e3 <= everything["p50_ms"] <= DELAY_S * 1e3 + 25, everything
-    assert everything["p99_ms"] <= DELAY_S * 1e3 + 60, everything
+    assert everything["p99_ms"] <= DELAY_S * 1e3 + 100, everything
     assert {"place", "cancel", "query"} <= set(summary.table), "the scenario mixes its three calls"
 
 
@@ -145,7 +146,8 @@ def test_a_saturated_server_shows_its_queue_no_coordinated_omission(slow_server:
 def test_the_command_prints_a_table_and_writes_json_and_a_plot(
     slow_server: SlowServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("matplotlib")  # an optional extra; the test extra installs it
+    if os.environ.get("CI", "").lower() != "true":  # under CI the test extra must have installed it
+        pytest.importorskip("matplotlib")
     plot, out = tmp_path / "latency.png", tmp_path / "summary.json"
     code = cli.main(
         [

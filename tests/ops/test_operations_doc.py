@@ -24,7 +24,7 @@ def test_every_setting_of_the_default_config_is_documented() -> None:
 def test_every_serve_flag_is_documented() -> None:
     cli = (Path(__file__).resolve().parents[2] / "src" / "abyssal" / "cli.py").read_text()
     serve = cli[cli.index('sub.add_parser("serve"') : cli.index('sub.add_parser("account"')]
-    flags = re.findall(r'add_argument\("(--[a-z-]+)"', serve)
+    flags = re.findall(r'add_argument\(\s*"(--[a-z-]+)"', serve)
     assert len(flags) >= 5
     assert [f for f in flags if f"`{f}" not in DOC] == []
 

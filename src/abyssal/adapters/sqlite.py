@@ -82,6 +82,28 @@ class SqliteStore:
             c.close()
             self._local.conn = None
 
+    # -- small writes whose SQL differs by dialect (the PostgreSQL store has the same) ---------
+    def bump_nonces(self, changed: list[tuple[int, int]]) -> None:
+        """Raise each key's stored nonce to at least the given one: [(nonce, key_no)]."""
+        with self.transaction() as c:
+            c.executemany("UPDATE api_keys SET last_nonce = MAX(last_nonce, ?) WHERE key_no = ?", changed)
+
+    def create_account(self, name: str, created_ns: int) -> int:
+        with self.transaction() as c:
+            cur = c.execute("INSERT INTO accounts (name, created_ns) VALUES (?, ?)", (name, created_ns))
+            return int(cur.lastrowid or 0)
+
+    def insert_api_key(
+        self, api_key: str, account: int, sealed: bytes, permissions: int, nonce_window: int, created_ns: int
+    ) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO api_keys (api_key, account, secret_sealed, permissions, nonce_window, created_ns) "
+                "VALUES (?,?,?,?,?,?)",
+                (api_key, account, sealed, permissions, nonce_window, created_ns),
+            )
+            return int(cur.lastrowid or 0)
+
     # -- the batch write ---------------------------------------------------------------------
     def write_batch(self, b: BatchRecord) -> None:
         with self.transaction() as c:
@@ -176,3 +198,13 @@ def write_rows(c: sqlite3.Connection, r: Rows) -> None:
         "DO UPDATE SET total = excluded.total, held = excluded.held",
         [(k[0], k[1], v[0], v[1]) for k, v in r.balances.items()],
     )
+    if r.withdraw_holds:
+        c.executemany("INSERT OR IGNORE INTO withdrawal_holds VALUES (?,?,?,?)", r.withdraw_holds)
+    if r.withdraw_resolved:
+        c.executemany("DELETE FROM withdrawal_holds WHERE ref = ?", r.withdraw_resolved)
+    if r.outbox:  # the transactional outbox: published by runtime/outbox.py after this commit
+        c.executemany(
+            "INSERT OR IGNORE INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, "
+            "trace_id, created_ns) VALUES (?,?,?,?,?,?,?,?)",
+            r.outbox,
+        )

@@ -1,11 +1,14 @@
-"""Read-model queries for the private REST endpoints (blocking; run on the reader pool)."""
+"""Read-model queries for the private REST endpoints (blocking; run on the reader pool).
+
+Portable SQL: the PostgreSQL store runs the same strings (``adapters.postgres.translate``).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
 
-from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.store import Store
 
 PAGE_ROWS = 50  # Kraken's page size for closed orders, trades and ledgers
 OPEN_STATUSES = (0, 1)  # pending, open
@@ -21,7 +24,7 @@ class Window:
     offset: int = 0
 
 
-def _rows(store: SqliteStore, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
+def _rows(store: Store, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
     c = store.conn()
     c.row_factory = sqlite3.Row
     try:
@@ -31,7 +34,7 @@ def _rows(store: SqliteStore, sql: str, args: tuple[object, ...]) -> list[sqlite
 
 
 def open_orders(
-    store: SqliteStore, account: int, userref: int | None, cl_ord_id: str | None
+    store: Store, account: int, userref: int | None, cl_ord_id: str | None
 ) -> list[sqlite3.Row]:
     sql = "SELECT * FROM orders WHERE account = ? AND status IN (0, 1)"
     args: list[object] = [account]
@@ -45,7 +48,7 @@ def open_orders(
 
 
 def closed_orders(
-    store: SqliteStore, account: int, w: Window, closetime: str, userref: int | None, cl_ord_id: str | None
+    store: Store, account: int, w: Window, closetime: str, userref: int | None, cl_ord_id: str | None
 ) -> tuple[list[sqlite3.Row], int]:
     where = "account = ? AND status IN (2, 3, 4)"
     args: list[object] = [account]
@@ -71,21 +74,21 @@ def closed_orders(
     return rows, int(count)
 
 
-def orders_by_number(store: SqliteStore, account: int, numbers: list[int]) -> list[sqlite3.Row]:
+def orders_by_number(store: Store, account: int, numbers: list[int]) -> list[sqlite3.Row]:
     marks = ",".join("?" * len(numbers))
     return _rows(
         store, f"SELECT * FROM orders WHERE account = ? AND order_no IN ({marks})", (account, *numbers)
     )
 
 
-def order_opened_ns(store: SqliteStore, account: int, order_no: int) -> int | None:
+def order_opened_ns(store: Store, account: int, order_no: int) -> int | None:
     rows = _rows(
         store, "SELECT opened_ns FROM orders WHERE account = ? AND order_no = ?", (account, order_no)
     )
     return int(rows[0]["opened_ns"]) if rows else None
 
 
-def trades_of_orders(store: SqliteStore, numbers: list[int]) -> dict[int, list[tuple[int, int]]]:
+def trades_of_orders(store: Store, numbers: list[int]) -> dict[int, list[tuple[int, int]]]:
     """order_no -> [(pair, trade_no)] in time order."""
     if not numbers:
         return {}
@@ -100,7 +103,7 @@ def trades_of_orders(store: SqliteStore, numbers: list[int]) -> dict[int, list[t
     return out
 
 
-def fills(store: SqliteStore, account: int, w: Window) -> tuple[list[sqlite3.Row], int]:
+def fills(store: Store, account: int, w: Window) -> tuple[list[sqlite3.Row], int]:
     where = "f.account = ?"
     args: list[object] = [account]
     if w.start_ns:
@@ -119,7 +122,7 @@ def fills(store: SqliteStore, account: int, w: Window) -> tuple[list[sqlite3.Row
     return rows, int(count)
 
 
-def fills_by_trade(store: SqliteStore, account: int, keys: list[tuple[int, int]]) -> list[sqlite3.Row]:
+def fills_by_trade(store: Store, account: int, keys: list[tuple[int, int]]) -> list[sqlite3.Row]:
     out: list[sqlite3.Row] = []
     for pair, trade_no in keys:
         out.extend(
@@ -134,7 +137,7 @@ def fills_by_trade(store: SqliteStore, account: int, keys: list[tuple[int, int]]
 
 
 def ledger(
-    store: SqliteStore, account: int, assets: list[int] | None, kind: str | None, w: Window
+    store: Store, account: int, assets: list[int] | None, kind: str | None, w: Window
 ) -> tuple[list[sqlite3.Row], int]:
     where = "account = ?"
     args: list[object] = [account]
@@ -159,36 +162,36 @@ def ledger(
     return rows, int(count)
 
 
-def ledger_by_number(store: SqliteStore, account: int, numbers: list[int]) -> list[sqlite3.Row]:
+def ledger_by_number(store: Store, account: int, numbers: list[int]) -> list[sqlite3.Row]:
     marks = ",".join("?" * len(numbers))
     return _rows(
         store, f"SELECT * FROM ledger WHERE account = ? AND entry_no IN ({marks})", (account, *numbers)
     )
 
 
-def balances(store: SqliteStore, account: int) -> list[sqlite3.Row]:
+def balances(store: Store, account: int) -> list[sqlite3.Row]:
     return _rows(
         store, "SELECT asset, total, held FROM balances WHERE account = ? ORDER BY asset", (account,)
     )
 
 
-def account_by_name(store: SqliteStore, name: str) -> int | None:
+def account_by_name(store: Store, name: str) -> int | None:
     rows = _rows(store, "SELECT id FROM accounts WHERE name = ?", (name,))
     return int(rows[0]["id"]) if rows else None
 
 
-def audit(store: SqliteStore) -> list[str]:
+def audit(store: Store) -> list[str]:
     """Ledger invariants over the whole store; returns the problems found (empty when sound)."""
     problems: list[str] = []
     for r in _rows(
-        store, "SELECT asset, SUM(amount - fee) AS s FROM ledger GROUP BY asset HAVING s != 0", ()
+        store, "SELECT asset, SUM(amount - fee) AS s FROM ledger GROUP BY asset HAVING SUM(amount - fee) != 0", ()
     ):
         problems.append(f"asset {r['asset']}: ledger entries sum to {r['s']}, not 0")
     for r in _rows(
         store,
         "SELECT b.account, b.asset, b.total, COALESCE(SUM(l.amount - l.fee), 0) AS s FROM balances b "
         "LEFT JOIN ledger l ON l.account = b.account AND l.asset = b.asset "
-        "GROUP BY b.account, b.asset HAVING s != b.total",
+        "GROUP BY b.account, b.asset HAVING COALESCE(SUM(l.amount - l.fee), 0) != b.total",
         (),
     ):
         problems.append(
@@ -196,12 +199,17 @@ def audit(store: SqliteStore) -> list[str]:
         )
     for r in _rows(
         store,
-        "SELECT b.account, b.asset, b.held, COALESCE(SUM(o.hold_minor), 0) AS h FROM balances b "
+        "SELECT * FROM (SELECT b.account, b.asset, b.held, COALESCE(SUM(o.hold_minor), 0) + (SELECT "
+        "COALESCE(SUM(w.amount_minor), 0) FROM withdrawal_holds w WHERE w.account = b.account AND w.asset = "
+        "b.asset) AS h FROM balances b "
         "LEFT JOIN orders o ON o.account = b.account AND o.hold_asset = b.asset AND o.status IN (0, 1) "
-        "WHERE b.account >= 0 GROUP BY b.account, b.asset HAVING h != b.held",
+        "WHERE b.account >= 0 GROUP BY b.account, b.asset) t WHERE h != held",
         (),
     ):
-        problems.append(f"account {r['account']} asset {r['asset']}: held {r['held']} != open holds {r['h']}")
+        problems.append(
+            f"account {r['account']} asset {r['asset']}: held {r['held']} != open holds {r['h']} "
+            "(orders and pending withdrawals)"
+        )
     for r in _rows(
         store, "SELECT account, asset FROM balances WHERE account >= 0 AND (held < 0 OR total < held)", ()
     ):

@@ -136,6 +136,145 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (account < 0 OR (total >= held))
     );
     """,
+    # 2: payments (idempotency gate, state machine, transitions), withdrawal holds, outbox,
+    #    business calendar and limits, webhooks with their dedupe and delivery records
+    """
+    CREATE TABLE idempotency_keys (
+        id INTEGER PRIMARY KEY,
+        tenant INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
+        owner TEXT NOT NULL,
+        locked_ns INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL,
+        payment_id INTEGER,
+        response_code INTEGER,
+        response_body BLOB
+    );
+    CREATE UNIQUE INDEX idempotency_keys_gate ON idempotency_keys (tenant, source, key);
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        refid TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('deposit', 'withdrawal')),
+        account INTEGER NOT NULL,
+        asset INTEGER NOT NULL,
+        amount_minor INTEGER NOT NULL CHECK (typeof(amount_minor) = 'integer' AND amount_minor > 0),
+        fee_minor INTEGER NOT NULL DEFAULT 0 CHECK (typeof(fee_minor) = 'integer'),
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1,
+        method TEXT NOT NULL DEFAULT '',
+        withdraw_key TEXT NOT NULL DEFAULT '',
+        address TEXT NOT NULL DEFAULT '',
+        reference TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        trace_id TEXT NOT NULL DEFAULT '',
+        created_ns INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL
+    );
+    CREATE INDEX payments_account ON payments (account, kind, created_ns);
+    CREATE INDEX payments_status ON payments (kind, status);
+    CREATE TABLE payment_transitions (
+        payment_id INTEGER NOT NULL REFERENCES payments(id),
+        version INTEGER NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        ts_ns INTEGER NOT NULL,
+        PRIMARY KEY (payment_id, version)
+    );
+    CREATE TRIGGER payment_transitions_append_only BEFORE UPDATE ON payment_transitions
+        BEGIN SELECT RAISE(ABORT, 'payment transitions are append-only'); END;
+    CREATE TABLE withdraw_keys (
+        account INTEGER NOT NULL,
+        asset INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        method TEXT NOT NULL,
+        address TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        PRIMARY KEY (account, asset, name)
+    );
+    CREATE TABLE withdrawal_holds (
+        ref TEXT PRIMARY KEY,
+        account INTEGER NOT NULL,
+        asset INTEGER NOT NULL,
+        amount_minor INTEGER NOT NULL CHECK (amount_minor > 0)
+    );
+    CREATE TABLE payment_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        account INTEGER NOT NULL REFERENCES accounts(id),
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE business_calendar (
+        calendar TEXT NOT NULL,
+        day TEXT NOT NULL CHECK (day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+        is_business INTEGER NOT NULL CHECK (is_business IN (0, 1)),
+        note TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (calendar, day)
+    );
+    CREATE TABLE funding_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        zone TEXT NOT NULL,
+        cutoff_minute INTEGER NOT NULL CHECK (cutoff_minute BETWEEN 0 AND 1439),
+        calendar TEXT NOT NULL,
+        auto_settle_ms INTEGER NOT NULL CHECK (auto_settle_ms >= 0)
+    );
+    INSERT INTO funding_settings VALUES (1, 'UTC', 0, 'default', 0);
+    CREATE TABLE withdrawal_limits (
+        tier TEXT NOT NULL,
+        asset INTEGER NOT NULL,
+        daily_limit_minor INTEGER NOT NULL CHECK (typeof(daily_limit_minor) = 'integer'),
+        PRIMARY KEY (tier, asset)
+    );
+    CREATE TABLE account_tiers (
+        account INTEGER PRIMARY KEY,
+        tier TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL,
+        aggregate TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        trace_id TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        published_ns INTEGER
+    );
+    CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_ns IS NULL;
+    CREATE TABLE webhooks (
+        id INTEGER PRIMARY KEY,
+        account INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE INDEX webhooks_account ON webhooks (account);
+    CREATE TABLE consumed_events (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        consumed_ns INTEGER NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    );
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        webhook_id INTEGER NOT NULL REFERENCES webhooks(id),
+        account INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ns INTEGER NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_ns INTEGER NOT NULL,
+        delivered_ns INTEGER,
+        UNIQUE (webhook_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ns) WHERE status = 'pending';
+    """,
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abyssal.core.book import Order
+from abyssal.core.book import Order, keep_slots
 
 DAY_NS = 86_400 * 1_000_000_000
 FEE_WINDOW_DAYS = 30
@@ -76,3 +76,6 @@ class Account:
         if day != self.cur_day:
             self.roll(day)
         return self.vol30
+
+
+keep_slots(Account)

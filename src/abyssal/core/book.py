@@ -31,8 +31,8 @@ class Order:
         "opened_ns",
         "order_no",
         "ordertype",
-        "pair",
         "paid_minor",
+        "pair",
         "price2_ticks",
         "remaining_lots",
         "resting",
@@ -203,3 +203,17 @@ class Book:
     def is_crossed(self) -> bool:
         bid, ask = self.bids.best_price(), self.asks.best_price()
         return bool(bid and ask and bid >= ask)
+
+
+def keep_slots(*classes: type) -> None:
+    """Give mypyc-compiled classes back the ``__slots__`` that mypyc drops (snapshots read it).
+
+    Interpreted, this does nothing. Compiled, the names come from mypyc's ``__mypyc_attrs__``,
+    sorted, which is the order the source keeps them in (ruff RUF023).
+    """
+    for cls in classes:
+        if "__slots__" not in cls.__dict__:
+            type.__setattr__(cls, "__slots__", tuple(sorted(cls.__dict__["__mypyc_attrs__"])))
+
+
+keep_slots(Order, Level, BookSide, Book)

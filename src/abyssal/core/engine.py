@@ -10,7 +10,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
+from abyssal.core import funding
 from abyssal.core.book import Order
 from abyssal.core.instruments import PPM, Instruments, Pair, ceil_div
 from abyssal.core.matching import (
@@ -59,12 +61,41 @@ from abyssal.core.messages import (
     TimerArmed,
     Withdraw,
     Withdrawn,
+    WithdrawHold,
+    WithdrawPost,
+    WithdrawVoid,
 )
 from abyssal.core.state import EngineState
 
-LIMIT_PRICED = (OrderType.limit, OrderType.iceberg)
-STOP_LIMITS = (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
-TRAILING = (OrderType.trailing_stop, OrderType.trailing_stop_limit)
+# Enum members used for every order, bound once: on CPython 3.11 each ``OrderStatus.closed``
+# goes through EnumType.__getattr__ (a method-wrapper per access, ~0.1 us; gone in 3.12).
+_MODE_CANCEL_ONLY: Final = Mode.cancel_only
+_MODE_LIMIT_ONLY: Final = Mode.limit_only
+_MODE_MAINTENANCE: Final = Mode.maintenance
+_MODE_POST_ONLY: Final = Mode.post_only
+_PRICE_ABS: Final = PriceKind.abs
+_PRICE_MINUS: Final = PriceKind.minus
+_PRICE_PLUS: Final = PriceKind.plus
+_REASON_FILLED: Final = CloseReason.filled
+_REASON_IOC_REMAINDER: Final = CloseReason.ioc_remainder
+_REASON_POST_ONLY: Final = CloseReason.post_only
+_REASON_USER_REQUESTED: Final = CloseReason.user_requested
+_SIDE_BUY: Final = Side.buy
+_STATUS_CANCELED: Final = OrderStatus.canceled
+_STATUS_CLOSED: Final = OrderStatus.closed
+_STATUS_OPEN: Final = OrderStatus.open
+_STATUS_PENDING: Final = OrderStatus.pending
+_TIF_GTD: Final = TimeInForce.gtd
+_TIF_IOC: Final = TimeInForce.ioc
+_TYPE_ICEBERG: Final = OrderType.iceberg
+_TYPE_MARKET: Final = OrderType.market
+_TYPE_STOP_LOSS: Final = OrderType.stop_loss
+_TYPE_STOP_LOSS_LIMIT: Final = OrderType.stop_loss_limit
+_TYPE_TRAILING_STOP_LIMIT: Final = OrderType.trailing_stop_limit
+
+LIMIT_PRICED: Final = (OrderType.limit, OrderType.iceberg)
+STOP_LIMITS: Final = (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
+TRAILING: Final = (OrderType.trailing_stop, OrderType.trailing_stop_limit)
 ICEBERG_DISPLAY_RATIO_MAX = 15  # displayvol must be at least volume / 15
 
 
@@ -87,6 +118,10 @@ class Engine:
             Withdraw: self._on_withdraw,  # type: ignore[dict-item]
             Tick: self._on_tick,  # type: ignore[dict-item]
             SetMode: self._on_mode,  # type: ignore[dict-item]
+            # withdrawals as pending transfers (core/funding.py)
+            WithdrawHold: lambda c, events: funding.on_withdraw_hold(self.s, c, events),  # type: ignore[arg-type]
+            WithdrawPost: lambda c, events: funding.on_withdraw_post(self.s, c, events),  # type: ignore[arg-type]
+            WithdrawVoid: lambda c, events: funding.on_withdraw_void(self.s, c, events),  # type: ignore[arg-type]
         }
 
     # ------------------------------------------------------------------ entry point
@@ -111,6 +146,8 @@ class Engine:
     # ------------------------------------------------------------------ time
     def _advance(self, ts_ns: int, events: list[Event]) -> None:
         s = self.s
+        if not s.expiries and not s.starts and not s.dms:  # the common case: nothing scheduled
+            return
         while True:
             t_exp = s.expiries[0][0] if s.expiries else None
             t_start = s.starts[0][0] if s.starts else None
@@ -156,8 +193,8 @@ class Engine:
         pair = s.pairs[c.pair]
         if not _known_enums(c):  # an out-of-range code must not reach OrderType() or the STP loop
             return self._reject(c, Reject.invalid_arguments, "enum", events, bi)
-        t = OrderType(c.ordertype)
-        is_buy = c.side == Side.buy
+        t = _ORDER_TYPE_BY_CODE[c.ordertype]  # OrderType(c.ordertype) without EnumType.__call__
+        is_buy = c.side == _SIDE_BUY
         problem = self._check_place(c, pair, t, is_buy)
         if problem is not None:
             return self._reject(c, problem[0], problem[1], events, bi)
@@ -178,7 +215,7 @@ class Engine:
         o.stop_ticks, o.price2_ticks = stop, price2
         o.trail_offset, o.trail_pct_ppm, o.trail_ref_ticks = trail_off, trail_pct, s.last_price[c.pair]
         o.triggered = t not in TRIGGERED_TYPES  # a stop waits for its trigger, even while pending
-        if t == OrderType.iceberg:
+        if t == _TYPE_ICEBERG:
             o.display_lots = c.display_lots
             o.visible_lots = min(c.display_lots, c.volume_lots)
         if t in TRIGGERED_TYPES and is_buy and t not in STOP_LIMITS:
@@ -188,7 +225,7 @@ class Engine:
         hold_asset = pair.quote.index if is_buy else pair.base.index
         if (known.available(hold_asset) if known is not None else 0) < hold:
             return self._reject(c, Reject.insufficient_funds, "", events, bi)
-        status = OrderStatus.pending if c.start_ns > c.ts_ns else OrderStatus.open
+        status = _STATUS_PENDING if c.start_ns > c.ts_ns else _STATUS_OPEN
         if c.validate:
             events.append(self._accepted(c, o, 0, hold_asset, hold, status, True, bi))
             return None
@@ -204,9 +241,9 @@ class Engine:
         if c.cl_ord_id:
             acct.cl_ids[c.cl_ord_id] = o.order_no
         events.append(self._accepted(c, o, o.order_no, hold_asset, hold, status, False, bi))
-        if c.tif == TimeInForce.gtd:
+        if c.tif == _TIF_GTD:
             heapq.heappush(s.expiries, (c.expire_ns, o.order_no))
-        if status == OrderStatus.pending:
+        if status == _STATUS_PENDING:
             o.start_ns = c.start_ns
             heapq.heappush(s.starts, (c.start_ns, o.order_no))
             return None
@@ -238,25 +275,25 @@ class Engine:
         s = self.s
         mode = s.mode_of(c.pair)
         post = bool(c.flags & FLAG_POST)
-        if mode == Mode.maintenance:
+        if mode == _MODE_MAINTENANCE:
             return Reject.market_unavailable, ""
-        if mode == Mode.cancel_only:
+        if mode == _MODE_CANCEL_ONLY:
             return Reject.market_cancel_only, ""
-        if mode == Mode.post_only and not (post and t in LIMIT_PRICED):
+        if mode == _MODE_POST_ONLY and not (post and t in LIMIT_PRICED):
             return Reject.market_post_only, ""
-        if mode == Mode.limit_only and t not in LIMIT_PRICED:
+        if mode == _MODE_LIMIT_ONLY and t not in LIMIT_PRICED:
             return Reject.market_limit_only, ""
         if c.volume_lots <= 0:
             return Reject.invalid_volume, "volume"
-        if c.flags & FLAG_VIQC and not (is_buy and t == OrderType.market):
+        if c.flags & FLAG_VIQC and not (is_buy and t == _TYPE_MARKET):
             return Reject.invalid_arguments, "viqc"
         if c.flags & FLAG_FCIB and c.flags & FLAG_FCIQ:
             return Reject.invalid_arguments, "oflags"
         if post and t not in LIMIT_PRICED and t not in STOP_LIMITS:
             return Reject.invalid_arguments, "oflags"
-        if c.tif == TimeInForce.gtd and c.expire_ns <= c.ts_ns:
+        if c.tif == _TIF_GTD and c.expire_ns <= c.ts_ns:
             return Reject.invalid_arguments, "expiretm"
-        if t == OrderType.iceberg and not (
+        if t == _TYPE_ICEBERG and not (
             0 < c.display_lots <= c.volume_lots
             and c.display_lots * ICEBERG_DISPLAY_RATIO_MAX >= c.volume_lots
         ):
@@ -274,30 +311,30 @@ class Engine:
         tick = pair.tick_ticks
         limit = stop = price2 = trail_off = 0
         trail_pct = -1
-        if t == OrderType.market:
+        if t == _TYPE_MARKET:
             return 0, 0, 0, 0, -1
         if t in LIMIT_PRICED:
-            if c.price_kind != PriceKind.abs or c.price_ticks <= 0:
+            if c.price_kind != _PRICE_ABS or c.price_ticks <= 0:
                 return Reject.invalid_price, "price"
             limit = c.price_ticks
         elif t in TRAILING:
-            if c.price_kind != PriceKind.plus or c.price_ticks < 0:
+            if c.price_kind != _PRICE_PLUS or c.price_ticks < 0:
                 return Reject.invalid_price, "price"
             if not last:
                 return Reject.no_last_price, ""
             trail_off, trail_pct = c.price_ticks, c.price_pct_ppm
             offset = _offset(last, trail_off, trail_pct, tick)
             stop = last + offset if is_buy else last - offset
-            if t == OrderType.trailing_stop_limit:
-                if c.price2_kind not in (PriceKind.plus, PriceKind.minus):
+            if t == _TYPE_TRAILING_STOP_LIMIT:
+                if c.price2_kind not in (_PRICE_PLUS, _PRICE_MINUS):
                     return Reject.invalid_price, "price2"
                 off2 = _offset(stop, c.price2_ticks, c.price2_pct_ppm, tick)
-                price2 = off2 if c.price2_kind == PriceKind.plus else -off2
+                price2 = off2 if c.price2_kind == _PRICE_PLUS else -off2
                 limit_at_trigger = stop + price2
                 if limit_at_trigger <= 0:
                     return Reject.invalid_price, "price2"
         else:
-            up = (t in (OrderType.stop_loss, OrderType.stop_loss_limit)) == is_buy
+            up = (t in (_TYPE_STOP_LOSS, _TYPE_STOP_LOSS_LIMIT)) == is_buy
             resolved = _resolve(c.price_kind, c.price_ticks, c.price_pct_ppm, last, up, tick)
             if resolved is None:
                 return Reject.no_last_price, ""
@@ -312,7 +349,7 @@ class Engine:
                 return Reject.invalid_price, "price"
             if value % tick:
                 return Reject.tick_size, ""
-        if t == OrderType.trailing_stop_limit and price2 % tick:  # a signed offset from the trigger
+        if t == _TYPE_TRAILING_STOP_LIMIT and price2 % tick:  # a signed offset from the trigger
             return Reject.tick_size, ""
         if t not in LIMIT_PRICED and stop <= 0:
             return Reject.invalid_price, "price"
@@ -328,14 +365,14 @@ class Engine:
         if viqc:
             fee = ceil_div(o.volume_lots * pair.fees.max_ppm, PPM) if fee_from_hold(o) else 0
             return o.volume_lots + fee
-        if t == OrderType.market:
+        if t == _TYPE_MARKET:
             best = self._best_opposite(pair, True)
             if not best:
                 return 0
             cap = 0 if o.flags & FLAG_NOMPP else self.s.band_limit(pair, True, best)
             raw = walk_cost_raw(self.s, pair, True, o.volume_lots, cap, o.account)
             return hold_for_raw(pair, o, raw)
-        if t == OrderType.trailing_stop_limit:
+        if t == _TYPE_TRAILING_STOP_LIMIT:
             return required_hold(pair, o, o.remaining_lots, o.stop_ticks + o.price2_ticks)
         price = o.limit_ticks or o.price2_ticks
         return required_hold(pair, o, o.remaining_lots, price)
@@ -357,12 +394,12 @@ class Engine:
         if o.limit_ticks == 0:  # market, or a triggered stop that becomes a market order
             self._execute_market(o, pair, ts_ns, events)
         elif o.flags & FLAG_POST and would_take(s, o, o.limit_ticks):
-            close_order(s, o, OrderStatus.canceled, CloseReason.post_only, ts_ns, events)
+            close_order(s, o, _STATUS_CANCELED, _REASON_POST_ONLY, ts_ns, events)
         elif match(s, o, o.limit_ticks, ts_ns, events):
             if o.remaining_lots == 0:
-                close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
-            elif o.tif == TimeInForce.ioc:
-                close_order(s, o, OrderStatus.canceled, CloseReason.ioc_remainder, ts_ns, events)
+                close_order(s, o, _STATUS_CLOSED, _REASON_FILLED, ts_ns, events)
+            elif o.tif == _TIF_IOC:
+                close_order(s, o, _STATUS_CANCELED, _REASON_IOC_REMAINDER, ts_ns, events)
             else:
                 o.visible_lots = min(o.display_lots, o.remaining_lots) if o.display_lots else o.remaining_lots
                 s.books[o.pair].side(o.is_buy).add(o)
@@ -481,7 +518,7 @@ class Engine:
             events.append(Rejected(c.account, int(Reject.unknown_order)))
             return
         for no in sorted(targets):
-            close_order(s, s.orders[no], OrderStatus.canceled, CloseReason.user_requested, c.ts_ns, events)
+            close_order(s, s.orders[no], _STATUS_CANCELED, _REASON_USER_REQUESTED, c.ts_ns, events)
         events.append(CancelCount(c.account, len(targets)))
 
     def _on_cancel_all(self, c: CancelAll, events: list[Event]) -> None:
@@ -566,11 +603,12 @@ def hold_for_raw(pair: Pair, o: Order, raw: int) -> int:
     return q
 
 
-_ORDER_TYPES = frozenset(int(t) for t in OrderType)
-_SIDES = frozenset(int(x) for x in Side)
-_TIFS = frozenset(int(x) for x in TimeInForce)
-_STPS = frozenset(int(x) for x in Stp)
-_PRICE_KINDS = frozenset(int(x) for x in PriceKind)
+_ORDER_TYPES: Final = frozenset(int(t) for t in OrderType)
+_ORDER_TYPE_BY_CODE: Final = {int(t): t for t in OrderType}
+_SIDES: Final = frozenset(int(x) for x in Side)
+_TIFS: Final = frozenset(int(x) for x in TimeInForce)
+_STPS: Final = frozenset(int(x) for x in Stp)
+_PRICE_KINDS: Final = frozenset(int(x) for x in PriceKind)
 
 
 def _known_enums(c: PlaceOrder) -> bool:

@@ -9,6 +9,8 @@ a fee taken from proceeds is the ceiling of that fill's fee, capped at the proce
 
 from __future__ import annotations
 
+from typing import Final
+
 from abyssal.core.accounts import FEE_ACCOUNT
 from abyssal.core.book import BookSide, Order
 from abyssal.core.instruments import PPM, Pair, ceil_div
@@ -24,6 +26,11 @@ from abyssal.core.messages import (
     Stp,
 )
 from abyssal.core.state import EngineState
+
+# Enum members used for every order, bound once: on CPython 3.11 each ``OrderStatus.closed``
+# goes through EnumType.__getattr__ (a method-wrapper per access, ~0.1 us; gone in 3.12).
+_REASON_FILLED: Final = CloseReason.filled
+_STATUS_CLOSED: Final = OrderStatus.closed
 
 
 def fee_from_hold(order: Order) -> bool:
@@ -282,7 +289,7 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
                     orders.append(maker)
                 else:
                     maker.resting = False
-                    close_order(s, maker, OrderStatus.closed, CloseReason.filled, ts_ns, events)
+                    close_order(s, maker, _STATUS_CLOSED, _REASON_FILLED, ts_ns, events)
         if level.visible_lots == 0 and opp.levels.get(price) is level:
             orders.clear()
             opp.remove_level(level)

@@ -118,6 +118,8 @@ class Reject(enum.IntEnum):
     not_amendable = 19
     post_only_would_take = 20
     no_last_price = 21
+    unknown_reference = 22  # a withdrawal post/void for a hold that is not pending
+    duplicate_reference = 23  # a withdrawal hold whose reference is already pending
 
 
 class CloseReason(enum.IntEnum):
@@ -238,6 +240,29 @@ class SetMode(Command, frozen=True, tag="mode"):
     mode: int  # Mode
 
 
+class WithdrawHold(Command, frozen=True, tag="withdraw_hold"):
+    """A withdrawal as a pending transfer: move ``amount_minor`` from available to held."""
+
+    account: int
+    asset: int
+    amount_minor: int
+    ref: str  # the payment's refid: unique among pending holds
+
+
+class WithdrawPost(Command, frozen=True, tag="withdraw_post"):
+    """Complete a pending withdrawal: its hold leaves the account for the world."""
+
+    account: int
+    ref: str
+
+
+class WithdrawVoid(Command, frozen=True, tag="withdraw_void"):
+    """Fail or cancel a pending withdrawal: its hold returns to available."""
+
+    account: int
+    ref: str
+
+
 AnyCommand = (
     PlaceOrder
     | PlaceBatch
@@ -250,6 +275,9 @@ AnyCommand = (
     | Withdraw
     | Tick
     | SetMode
+    | WithdrawHold
+    | WithdrawPost
+    | WithdrawVoid
 )
 
 
@@ -398,6 +426,30 @@ class CancelCount(Event, frozen=True, tag="cancel_count"):
     count: int
 
 
+class WithdrawHeld(Event, frozen=True, tag="withdraw_held"):
+    account: int
+    asset: int
+    amount_minor: int
+    ref: str
+    ts_ns: int
+
+
+class WithdrawPosted(Event, frozen=True, tag="withdraw_posted"):
+    account: int
+    asset: int
+    amount_minor: int
+    ref: str
+    ts_ns: int
+
+
+class WithdrawVoided(Event, frozen=True, tag="withdraw_voided"):
+    account: int
+    asset: int
+    amount_minor: int
+    ref: str
+    ts_ns: int
+
+
 AnyEvent = (
     Rejected
     | OrderAccepted
@@ -411,6 +463,9 @@ AnyEvent = (
     | TimerArmed
     | ModeChanged
     | CancelCount
+    | WithdrawHeld
+    | WithdrawPosted
+    | WithdrawVoided
 )
 
 command_encoder = msgspec.msgpack.Encoder()

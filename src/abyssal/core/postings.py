@@ -20,6 +20,9 @@ from abyssal.core.messages import (
     OrderAmended,
     OrderClosed,
     Withdrawn,
+    WithdrawHeld,
+    WithdrawPosted,
+    WithdrawVoided,
 )
 
 AVAILABLE = 0
@@ -62,6 +65,15 @@ def lines_for(event: Event, instruments: Instruments) -> list[Line]:
             Line(event.account, event.asset, AVAILABLE, -event.amount_minor, "withdrawal"),
             Line(WORLD_ACCOUNT, event.asset, AVAILABLE, event.amount_minor, "withdrawal"),
         ]
+    if isinstance(event, WithdrawHeld):  # a pending transfer: available -> held
+        return _move(event.account, event.asset, AVAILABLE, HELD, event.amount_minor, "hold")
+    if isinstance(event, WithdrawPosted):  # post: out of the hold, to the world
+        return [
+            Line(event.account, event.asset, HELD, -event.amount_minor, "withdrawal"),
+            Line(WORLD_ACCOUNT, event.asset, AVAILABLE, event.amount_minor, "withdrawal"),
+        ]
+    if isinstance(event, WithdrawVoided):  # void: the hold returns to available
+        return _move(event.account, event.asset, HELD, AVAILABLE, event.amount_minor, "release")
     return []
 
 

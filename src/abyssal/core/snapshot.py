@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 # in the engine fail loudly here instead of silently missing from snapshots.
 STATE_STORED = frozenset(
     {"accounts", "amend_no", "books", "dms", "expiries", "fall", "last_price", "modes", "next_order_no"}
-    | {"orders", "rise", "starts", "system_mode", "trade_no", "trailing"}
+    | {"orders", "rise", "starts", "system_mode", "trade_no", "trailing", "withdrawals"}
 )
 STATE_DERIVED = frozenset({"instruments", "pairs", "usd_via"})  # rebuilt from the instruments
 ACCOUNT_STORED = frozenset({"cl_ids", "cur_day", "held", "number", "open", "total", "vol30", "vol_days"})
@@ -118,7 +118,7 @@ class AccountRec(_Rec, frozen=True):
     cur_day: int
 
 
-class Body(_Rec, frozen=True):
+class Body(_Rec, frozen=True, omit_defaults=True):
     asset_ids: list[str]
     pair_ids: list[str]
     next_order_no: int
@@ -130,6 +130,9 @@ class Body(_Rec, frozen=True):
     expiries: list[tuple[int, int]]  # live (expire_ns, order_no), sorted
     starts: list[tuple[int, int]]  # live (start_ns, order_no), sorted
     dms: list[tuple[int, int, int]]  # (account, key_no, trigger_ns), sorted
+    # pending withdrawal holds (ref, account, asset, amount_minor), sorted; omitted when empty, so
+    # snapshots written before withdrawals were holds stay canonical and readable
+    withdrawals: list[tuple[str, int, int, int]] = []
 
 
 class Header(msgspec.Struct, array_like=True, frozen=True):
@@ -168,7 +171,11 @@ def snapshot(engine: Engine) -> bytes:
         expiries=sorted({(t, n) for t, n in s.expiries if n in live and live[n].expire_ns == t}),
         starts=sorted({(t, n) for t, n in s.starts if n in live and live[n].start_ns == t}),
         dms=sorted((account, key_no, t) for (account, key_no), t in s.dms.items()),
+        withdrawals=sorted((ref, a, asset, amt) for ref, (a, asset, amt) in s.withdrawals.items()),
     )
+    for _, account, asset, amount in body.withdrawals:
+        assert amount > 0, "a pending withdrawal of nothing"
+        assert s.accounts[account].held[asset] >= amount, "a pending withdrawal beyond held"
     assert sum(len(a.open) for a in body.accounts) == len(body.orders), "an order outside open orders"
     queued = [n for p in body.pairs for level in (*p.bids, *p.asks) for n in level.queue]
     assert sorted(queued) == [r.order_no for r in body.orders if r.resting], "book and resting orders differ"
@@ -266,6 +273,7 @@ def restore(instruments: Instruments, blob: bytes) -> Engine:
     s.expiries = [_live(s, n, t) for t, n in body.expiries]
     s.starts = [_live(s, n, t) for t, n in body.starts]
     s.dms = {(account, key_no): t for account, key_no, t in body.dms}
+    s.withdrawals = _withdrawals(s, body)
     if sum(len(a.open) for a in s.accounts.values()) != len(s.orders):
         raise SnapshotError("snapshot holds orders that no account lists as open, or lists one twice")
     queued = [o for book in s.books for side in (book.bids, book.asks) for o in side.orders_in_priority()]
@@ -331,6 +339,20 @@ def _order(s: EngineState, order_no: int) -> Order:
 def _live(s: EngineState, order_no: int, t: int) -> tuple[int, int]:
     _order(s, order_no)
     return t, order_no
+
+
+def _withdrawals(s: EngineState, body: Body) -> dict[str, tuple[int, int, int]]:
+    pending: dict[str, tuple[int, int, int]] = {}
+    held: dict[tuple[int, int], int] = {}
+    for ref, account, asset, amount in body.withdrawals:
+        acct = s.accounts.get(account)
+        if acct is None or not 0 <= asset < len(acct.held) or amount <= 0 or ref in pending:
+            raise SnapshotError(f"pending withdrawal {ref!r} is impossible")
+        held[(account, asset)] = held.get((account, asset), 0) + amount
+        if held[(account, asset)] > acct.held[asset]:
+            raise SnapshotError(f"pending withdrawals of account {account} exceed its held balance")
+        pending[ref] = (account, asset, amount)
+    return pending
 
 
 def _account(rec: AccountRec, s: EngineState) -> Account:

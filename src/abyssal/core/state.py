@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 
 from abyssal.core.accounts import FEE_ACCOUNT, Account
-from abyssal.core.book import Book, Order
+from abyssal.core.book import Book, Order, keep_slots
 from abyssal.core.instruments import PPM, Instruments, Pair
 from abyssal.core.messages import Mode, OrderType
 
@@ -39,6 +39,7 @@ class EngineState:
         "trade_no",
         "trailing",
         "usd_via",
+        "withdrawals",
     )
 
     def __init__(self, instruments: Instruments) -> None:
@@ -61,6 +62,8 @@ class EngineState:
         self.expiries: list[tuple[int, int]] = []  # (expire_ns, order_no)
         self.starts: list[tuple[int, int]] = []  # (start_ns, order_no)
         self.dms: dict[tuple[int, int], int] = {}  # (account, key_no) -> trigger_ns
+        # pending withdrawal holds: ref -> (account, asset, amount_minor); each resolves at most once
+        self.withdrawals: dict[str, tuple[int, int, int]] = {}
         self.usd_via = [self._usd_route(p) for p in self.pairs]
         self.account(FEE_ACCOUNT)
 
@@ -103,7 +106,10 @@ class EngineState:
         The enum's numbers are not an order of strictness (cancel_only forbids more than
         post_only or limit_only), so the comparison goes through ``MODE_STRICTNESS``.
         """
-        return max(self.system_mode, self.modes[pair], key=MODE_STRICTNESS.__getitem__)
+        system, own = self.system_mode, self.modes[pair]
+        if system == own:  # the common case (both online) needs no lookup
+            return system
+        return max(system, own, key=MODE_STRICTNESS.__getitem__)
 
     def register_trigger(self, order: Order) -> None:
         """File an untriggered stop under the direction that fires it."""
@@ -126,3 +132,6 @@ class EngineState:
             return raw - raw % pair.tick_ticks + (pair.tick_ticks if raw % pair.tick_ticks else 0)
         raw = reference_ticks * (PPM - band) // PPM
         return max(pair.tick_ticks, raw - raw % pair.tick_ticks)
+
+
+keep_slots(EngineState)

@@ -6,20 +6,16 @@ JSON in and out; amounts are decimal strings; errors are ``{"error": "..."}`` wi
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import hmac
+import secrets
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from abyssal.adapters import sqlite_reads as reads
-from abyssal.core.messages import Deposit, Deposited, Mode, Rejected, SetMode
+from abyssal.core.messages import Mode, Rejected, SetMode
 from abyssal.gateway.auth import Permission
-from abyssal.gateway.errors import reject_text
 from abyssal.gateway.params import decimal_places, parse_decimal
 
 if TYPE_CHECKING:
@@ -29,7 +25,6 @@ if TYPE_CHECKING:
 ADMIN_BODY_BYTES_MAX = 16 * 1024
 NAME_CHARS_MAX = 64
 NONCE_WINDOW_MAX = 2**62  # a width in the client's nonce units; bounded so it fits the keys table
-_deposit_lock = asyncio.Lock()
 PERMISSION_NAMES = {p.name.lower(): p for p in Permission if p.name and p != Permission.ALL}
 
 
@@ -80,6 +75,10 @@ async def _route(exchange: Exchange, path: str, method: str, payload: dict[str, 
         return await status(exchange)
     if path == "/admin/mode" and method == "POST":
         return await set_mode(exchange, payload)
+    if path.startswith("/admin/payments/"):
+        from abyssal.gateway import payments_admin
+
+        return await payments_admin.route(exchange, path, method, payload)
     if path == "/admin/reset-nonce" and method == "POST":
         ok = await exchange.read(exchange.keys.reset_nonce, _str(payload, "api_key"))
         if not ok:
@@ -118,9 +117,7 @@ async def create_account(exchange: Exchange, payload: dict[str, Any]) -> Any:
         store = exchange.store
         if reads.account_by_name(store, name) is not None:
             raise AdminError(409, f"account {name!r} exists")
-        with store.transaction() as c:
-            cur = c.execute("INSERT INTO accounts (name, created_ns) VALUES (?, ?)", (name, now))
-            account = int(cur.lastrowid or 0)
+        account = store.create_account(name, now)
         api_key, secret = exchange.keys.create(account, perms, now, nonce_window=window)
         return account, api_key, secret
 
@@ -130,13 +127,11 @@ async def create_account(exchange: Exchange, payload: dict[str, Any]) -> Any:
             "nonce_window": window}  # fmt: skip
 
 
-def deposit_refid(account: int, key: str) -> str:
-    digest = hashlib.sha256(f"{account}:{key}".encode()).digest()
-    return "FT" + base64.b32encode(digest).decode()[:26]
-
-
 async def deposit(exchange: Exchange, payload: dict[str, Any]) -> Any:
-    """A sandbox faucet: idempotent by (account, idempotency_key) through the ledger's refid."""
+    """A sandbox faucet through the payments capture path (runtime/payments.py): idempotent by
+    (account, "admin", idempotency_key) at the database's unique index, like every producer."""
+    from abyssal.gateway.payments_api import V1Error, payments_of
+
     name = _str(payload, "account")
     asset = exchange.instruments.asset(_str(payload, "asset"))
     if asset is None:
@@ -151,33 +146,23 @@ async def deposit(exchange: Exchange, payload: dict[str, Any]) -> Any:
     account = await exchange.read(reads.account_by_name, exchange.store, name)
     if account is None:
         raise AdminError(404, f"account {name!r} not found")
-    refid = deposit_refid(account, key or f"{time.time_ns()}")
-    amount_minor = asset.to_minor(amount)
-    async with _deposit_lock:  # one check-then-act at a time: the refid check cannot race
-        existing = await exchange.read(_deposit_by_ref, exchange, refid)
-        if existing is not None:
-            if existing != (account, asset.index, amount_minor):
-                raise AdminError(422, "idempotency_key was used with different parameters")
-            return {"refid": refid, "asset": asset.id, "amount": str(amount), "replayed": True}
-        events = await exchange.execute(Deposit(ts_ns=time.time_ns(), account=account, asset=asset.index,
-                                                amount_minor=amount_minor, ref=refid))  # fmt: skip
-    for e in events:
-        if isinstance(e, Rejected):
-            raise AdminError(422, reject_text(e.reason, e.detail))
-    assert any(isinstance(e, Deposited) for e in events)
-    return {"refid": refid, "asset": asset.id, "amount": str(amount), "replayed": False}
-
-
-def _deposit_by_ref(exchange: Exchange, refid: str) -> tuple[int, int, int] | None:
-    row = (
-        exchange.store.conn()
-        .execute(
-            "SELECT account, asset, amount FROM ledger WHERE refid = ? AND type = 'deposit' AND account >= 0",
-            (refid,),
+    try:
+        svc = payments_of(exchange)
+    except V1Error as err:
+        raise AdminError(err.status, err.message) from None
+    key = key or f"admin-{time.time_ns()}-{secrets.token_hex(4)}"
+    answer = await svc.capture_deposit(account, "admin", key, asset.index, asset.to_minor(amount))
+    body = msgspec.json.decode(answer.body)
+    if answer.status >= 300:
+        error = body.get("error", {})
+        code = error.get("code")
+        message = (
+            "idempotency_key was used with different parameters"
+            if code == "idempotency_key_mismatch"
+            else str(error.get("message"))
         )
-        .fetchone()
-    )
-    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+        raise AdminError(answer.status, message)
+    return {"refid": body["id"], "asset": asset.id, "amount": str(amount), "replayed": answer.replayed}
 
 
 async def set_mode(exchange: Exchange, payload: dict[str, Any]) -> Any:
@@ -224,7 +209,3 @@ async def status(exchange: Exchange) -> Any:
     result["intake_queue_depth"] = exchange.sequencer.queue_depth
     result["uptime_s"] = (time.time_ns() - exchange.started_ns) // 10**9
     return result
-
-
-def _unused(d: Decimal) -> None:  # pragma: no cover - keeps Decimal import for type readers
-    return None

@@ -16,9 +16,11 @@ import structlog
 
 from abyssal import tracing
 from abyssal.gateway import kraken_account as account
+from abyssal.gateway import kraken_funding as funding
 from abyssal.gateway import kraken_public as public
 from abyssal.gateway import kraken_trading as trading
 from abyssal.gateway.admin import handle_admin
+from abyssal.gateway.payments_api import handle_v1
 from abyssal.gateway.auth import (
     INVALID_KEY,
     INVALID_SIGNATURE,
@@ -72,6 +74,15 @@ PRIVATE: dict[str, PrivateHandler] = {
     "CancelOrderBatch": trading.cancel_order_batch,
     "CancelAll": trading.cancel_all,
     "CancelAllOrdersAfter": trading.cancel_all_orders_after,
+    "DepositMethods": funding.deposit_methods,
+    "DepositAddresses": funding.deposit_addresses,
+    "DepositStatus": funding.deposit_status,
+    "WithdrawMethods": funding.withdraw_methods,
+    "WithdrawAddresses": funding.withdraw_addresses,
+    "WithdrawInfo": funding.withdraw_info,
+    "Withdraw": funding.withdraw,
+    "WithdrawStatus": funding.withdraw_status,
+    "WithdrawCancel": funding.withdraw_cancel,
 }
 
 PUBLIC: dict[str, PublicHandler] = {
@@ -126,6 +137,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 UNAVAILABLE_STATUS = 503  # before the exchange has opened (replaying): clients and probes retry
+WS_TRY_AGAIN_LATER = 1013
 
 
 class App:
@@ -145,6 +157,10 @@ class App:
         elif kind == "http":
             await self.observer(self._http, scope, receive, send)
         elif kind == "websocket":
+            if not self.exchange.opened:  # recovering: no engine to serve from yet; clients retry
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})
+                return
             await self.websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -180,7 +196,7 @@ class App:
                 await handle_health(self.exchange, path, method, send)
             elif path == METRICS_PATH:
                 await handle_metrics(method, send)
-            elif not self.exchange.opened and path.startswith(("/0/", "/admin/")):
+            elif not self.exchange.opened and path.startswith(("/0/", "/admin/", "/v1/")):
                 await send_json(send, UNAVAILABLE_STATUS, {"error": ["EService:Unavailable"]})
             elif path.startswith("/0/public/"):
                 await self._public(path[len("/0/public/") :], method, scope, receive, send)
@@ -188,6 +204,8 @@ class App:
                 await self._private(path[len("/0/private/") :], method, scope, receive, send)
             elif path.startswith("/admin/"):
                 await handle_admin(self.exchange, path, method, scope, receive, send)
+            elif path.startswith("/v1/"):
+                await handle_v1(self.exchange, path, method, scope, receive, send)
             else:
                 from abyssal.gateway.web import serve_static
 

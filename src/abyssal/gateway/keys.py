@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.store import Store
 from abyssal.gateway.auth import NonceTracker, Permission, SecretBox, decode_secret, generate_key_pair
 
 
@@ -22,7 +22,7 @@ class ApiKey:
 class KeyRing:
     """Keys loaded at start; new keys are written to the store first, then added here."""
 
-    def __init__(self, store: SqliteStore, box: SecretBox) -> None:
+    def __init__(self, store: Store, box: SecretBox) -> None:
         self.store = store
         self.box = box
         self.by_key: dict[str, ApiKey] = {}
@@ -52,13 +52,7 @@ class KeyRing:
         """A new key pair for an account (blocking). Returns (api_key, api_secret_base64)."""
         api_key, secret_b64 = generate_key_pair()
         sealed = self.box.seal(secret_b64.encode(), api_key.encode())
-        with self.store.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO api_keys (api_key, account, secret_sealed, permissions, nonce_window, created_ns) "
-                "VALUES (?,?,?,?,?,?)",
-                (api_key, account, sealed, permissions.value, nonce_window, now_ns),
-            )
-            key_no = int(cur.lastrowid or 0)
+        key_no = self.store.insert_api_key(api_key, account, sealed, permissions.value, nonce_window, now_ns)
         self.by_key[api_key] = ApiKey(
             key_no, api_key, account, decode_secret(secret_b64), permissions, nonce_window, None
         )

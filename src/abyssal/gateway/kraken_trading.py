@@ -9,7 +9,6 @@ from typing import Any
 from abyssal.core import ids
 from abyssal.core.instruments import Pair
 from abyssal.core.messages import (
-    FLAG_POST,
     AmendOrder,
     CancelAll,
     CancelAllAfter,
@@ -28,7 +27,6 @@ from abyssal.gateway.order_params import find_pair, lots, place_order, price_par
 from abyssal.gateway.params import (
     ParamError,
     Params,
-    decimal_field,
     invalid,
     object_list,
     opt_bool,
@@ -230,8 +228,6 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
     }
     if not accepted.validate_only:
         result["txid"] = ids.order_id(accepted.order_no)
-    if accepted.flags & FLAG_POST:
-        result["descr"]["order"] += ""
     return result
 
 
@@ -307,7 +303,3 @@ async def cancel_all_orders_after(ctx: Ctx, p: Params) -> Any:
     raise_if_rejected(events)
     trigger = ctx.now_ns + timeout * 10**9 if timeout else 0
     return {"currentTime": rfc3339_s(ctx.now_ns), "triggerTime": rfc3339_s(trigger) if timeout else "0"}
-
-
-def decimal_required(p: Params, name: str) -> None:
-    decimal_field(p, name)

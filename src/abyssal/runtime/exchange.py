@@ -9,16 +9,24 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
+from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.sqlite_payments import SqlitePaymentStore
+from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
+from abyssal.adapters.store import Store, open_store, redact
 from abyssal.config import Config
 from abyssal.core.messages import Command, Event
 from abyssal.gateway.auth import SecretBox, load_or_create_master_key
 from abyssal.gateway.keys import KeyRing
+from abyssal.runtime import notifications
 from abyssal.runtime.market import MarketData
+from abyssal.runtime.notifications import Notifier
+from abyssal.runtime.outbox import OutboxRelay
+from abyssal.runtime.payments import PaymentService
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover
 from abyssal.runtime.sequencer import Sequencer
@@ -26,6 +34,7 @@ from abyssal.runtime.sequencer import Sequencer
 log = structlog.get_logger("abyssal.exchange")
 
 READ_THREADS = 4
+PAYMENT_THREADS = 4  # payments, relay and webhooks write on their own pool, off the readers'
 NONCE_FLUSH_INTERVAL_S = 1.0
 T = TypeVar("T")
 
@@ -47,13 +56,26 @@ def admin_token(data_dir: Path) -> str:
 
 
 class Exchange:
-    def __init__(self, config: Config, data_dir: Path) -> None:
+    def __init__(
+        self, config: Config, data_dir: Path, *, database: str | None = None, bus: str | None = None
+    ) -> None:
         self.config = config
+        self.database = database  # None: SQLite in data_dir; else a URL (adapters.store.open_store)
+        self.bus_url = bus  # None or memory://: in-process; kafka://host:port (adapters.bus.open_bus)
         self.instruments = config.instruments
         self.data_dir = data_dir
         self.started_ns = time.time_ns()
         self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="abyssal-read")
-        self.store: SqliteStore
+        self._payment_io = ThreadPoolExecutor(max_workers=PAYMENT_THREADS, thread_name_prefix="abyssal-pay")
+        self.payments: PaymentService | None = None  # None: no payments adapter for this database
+        self.payment_store: SqlitePaymentStore
+        self.webhook_store: SqliteWebhookStore
+        self.payment_tokens: dict[str, int] = {}  # sha256(token) -> account
+        self.bus = MemoryBus()
+        self.relay: OutboxRelay | None = None
+        self.notifier: Notifier | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self.store: Store
         self.sequencer: Sequencer
         self.keys: KeyRing
         self.market = MarketData(self.instruments)
@@ -68,14 +90,15 @@ class Exchange:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await loop.run_in_executor(None, SqliteStore, self.data_dir / "abyssal.db")
+        self.store = await loop.run_in_executor(None, open_store, self.database, self.data_dir)
         self.phase = "recovering"
         recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
         balances = await loop.run_in_executor(None, self.store.load_balances)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
         self.keys = KeyRing(self.store, SecretBox(master))
         await loop.run_in_executor(None, self.keys.load)
-        await loop.run_in_executor(None, self.market.load, self.store)
+        # market.load is annotated with SqliteStore but needs only the Store port's conn()
+        await loop.run_in_executor(None, self.market.load, cast(Any, self.store))
         settings = self.config.engine
         self.sequencer = Sequencer(
             recovered.engine,
@@ -91,24 +114,70 @@ class Exchange:
         self.sequencer.listeners.append(self.market.on_batch)
         self.sequencer.start()
         self._flusher = asyncio.create_task(self._flush_nonces_forever())
-        log.info("exchange_open", seq=recovered.next_seq - 1, replayed=recovered.replayed)
+        await self._open_payments()
+        log.info("exchange_open", seq=recovered.next_seq - 1, replayed=recovered.replayed,
+                 url=redact(self.database))  # fmt: skip
         self.opened = True
         self.phase = "ready"
         for hook in self.on_ready:
             hook()
+
+    async def _open_payments(self) -> None:
+        """Payments, the outbox relay, the in-process bus and the webhook consumer, in that order."""
+        if not isinstance(self.store, SqliteStore):  # the PostgreSQL payments adapter plugs in here
+            log.warning("payments_unavailable", reason="no payments adapter for this database")
+            return
+        self.payment_store = SqlitePaymentStore(self.store)
+        self.webhook_store = SqliteWebhookStore(self.store)
+        self.payment_tokens = await self.payment_io(self.payment_store.tokens)
+        self.payments = PaymentService(self.payment_store, self.instruments, self.execute, self.payment_io)
+        await self.payments.reconcile()
+        self.notifier = Notifier(self.webhook_store, self.payment_io)
+        self.bus.subscribe(notifications.TOPICS, notifications.CONSUMER)  # before the relay publishes
+        self._consumer = asyncio.create_task(
+            self.bus.run(notifications.TOPICS, notifications.CONSUMER, self.notifier.handle)
+        )
+        self.relay = OutboxRelay(self.payment_store, self.bus, self.payment_io)
+        self.sequencer.listeners.append(self._wake_relay)
+        self.payments.start()
+        self.notifier.start()
+        self.relay.start()
+
+    def _wake_relay(self, results: object) -> None:
+        if self.relay is not None:
+            self.relay.wake.set()
+
+    async def payment_io(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking payments/outbox/webhook call on its own pool (never on the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._payment_io, fn, *args)
+
+    async def _close_payments(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
+        if self._consumer is not None:
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+        await self.bus.close()
+        if self.payments is not None:
+            await self.payments.stop()
 
     async def close(self) -> None:
         """Graceful shutdown: the sequencer closes intake, finishes its batch and writes a snapshot."""
         if not self.opened:
             self.phase = "stopped"
             self._reads.shutdown(wait=True)
+            self._payment_io.shutdown(wait=True)
             return
         self.phase = "stopping"
         if self._flusher is not None:
             self._flusher.cancel()
+        await self._close_payments()
         await self.sequencer.stop()
         await self._flush_nonces()
         self._reads.shutdown(wait=True)
+        self._payment_io.shutdown(wait=True)
         self.phase = "stopped"
         log.info("exchange_closed", seq=self.sequencer.next_seq - 1, phase=self.phase)
 
@@ -142,5 +211,4 @@ class Exchange:
             await self.read(self._write_nonces, changed)
 
     def _write_nonces(self, changed: list[tuple[int, int]]) -> None:
-        with self.store.transaction() as c:
-            c.executemany("UPDATE api_keys SET last_nonce = MAX(last_nonce, ?) WHERE key_no = ?", changed)
+        self.store.bump_nonces(changed)

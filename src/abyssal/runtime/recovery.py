@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.store import Store
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import Instruments
 from abyssal.core.messages import command_decoder, events_encoder
@@ -25,7 +25,7 @@ class Recovered:
     replayed: int
 
 
-def recover(store: SqliteStore, instruments: Instruments) -> Recovered:
+def recover(store: Store, instruments: Instruments) -> Recovered:
     """Restore the newest snapshot, then re-apply every later command, checking its events."""
     snap = store.latest_snapshot()
     if snap is None:
@@ -53,7 +53,7 @@ def recover(store: SqliteStore, instruments: Instruments) -> Recovered:
     return Recovered(engine, seq + 1, snap_seq, replayed)
 
 
-def verify_from_genesis(store: SqliteStore, instruments: Instruments) -> tuple[int, str]:
+def verify_from_genesis(store: Store, instruments: Instruments) -> tuple[int, str]:
     """Re-run the whole log from an empty engine; check every event and every snapshot hash.
 
     Returns (commands replayed, final state hash); raises ReplayMismatch on any difference.

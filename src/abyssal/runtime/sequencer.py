@@ -22,7 +22,8 @@ import msgspec
 import structlog
 
 from abyssal import tracing
-from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.adapters.sqlite import BatchRecord
+from abyssal.adapters.store import Store
 from abyssal.core.engine import Engine
 from abyssal.core.messages import (
     COMMAND_SCHEMA_VERSION,
@@ -70,7 +71,7 @@ class _Item:
         self.trace = trace  # the submitting request's trace: its id goes into the command's log record
 
 
-def _timed_write(store: SqliteStore, record: BatchRecord) -> tuple[int, int]:
+def _timed_write(store: Store, record: BatchRecord) -> tuple[int, int]:
     """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch."""
     start_ns = time.time_ns()
     store.write_batch(record)
@@ -81,7 +82,7 @@ class Sequencer:
     def __init__(
         self,
         engine: Engine,
-        store: SqliteStore,
+        store: Store,
         projector: Projector,
         *,
         intake_queue_max: int,

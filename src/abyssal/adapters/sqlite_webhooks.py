@@ -1,0 +1,113 @@
+"""SQLite adapter for the notifications consumer: webhooks, dedupe by event id, delivery records.
+
+``record`` is the consumer's one durable write per message: the dedupe row and the delivery rows
+commit together, so a redelivered event finds its dedupe row and adds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from abyssal.adapters.sqlite import SqliteStore
+from abyssal.ports import BusMessage
+from abyssal.runtime import faults
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    webhook_id: int
+    url: str
+    secret: str
+    event_id: str
+    event_type: str
+    payload: bytes
+    attempts: int
+
+
+class SqliteWebhookStore:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def add_webhook(self, account: int, url: str, secret: str, now_ns: int) -> int:
+        with self.store.transaction() as c:
+            cur = c.execute("INSERT INTO webhooks (account, url, secret, created_ns) VALUES (?,?,?,?)",
+                            (account, url, secret, now_ns))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def webhooks(self, account: int) -> list[tuple[int, str, int]]:
+        """(id, url, created_ns); secrets are shown once, at registration."""
+        return [
+            (int(i), str(u), int(t))
+            for i, u, t in self.store.conn().execute(
+                "SELECT id, url, created_ns FROM webhooks WHERE account = ? ORDER BY id", (account,)
+            )
+        ]
+
+    def record(self, consumer: str, message: BusMessage, account: int, now_ns: int) -> int:
+        """Dedupe and fan out in one transaction; returns the deliveries created (0: seen before)."""
+        with self.store.transaction() as c:
+            fresh = c.execute(
+                "INSERT INTO consumed_events VALUES (?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
+                (consumer, message.event_id, now_ns),
+            ).fetchone()
+            if fresh is None:
+                return 0
+            cur = c.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, account, event_id, event_type, payload, status, "
+                "next_attempt_ns, created_ns) SELECT id, account, ?, ?, ?, 'pending', ?, ? FROM webhooks "
+                "WHERE account = ?",
+                (message.event_id, message.event_type, message.payload, now_ns, now_ns, account),
+            )
+            faults.point("notifications.before_commit")
+            return int(cur.rowcount)
+
+    def due(self, now_ns: int, limit: int, exclude: set[int]) -> list[Delivery]:
+        rows = self.store.conn().execute(
+            "SELECT d.id, d.webhook_id, w.url, w.secret, d.event_id, d.event_type, d.payload, d.attempts "
+            "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+            "WHERE d.status = 'pending' AND d.next_attempt_ns <= ? ORDER BY d.next_attempt_ns, d.id LIMIT ?",
+            (now_ns, limit + len(exclude)),
+        )
+        out = [Delivery(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), bytes(r[6]), int(r[7]))
+               for r in rows]  # fmt: skip
+        return [d for d in out if d.id not in exclude][:limit]
+
+    def begin_attempt(self, delivery_id: int, retry_at_ns: int) -> None:
+        """Recorded before the call: a crash mid-call retries at ``retry_at_ns``, never loses it."""
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_ns = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (retry_at_ns, delivery_id),
+            )
+
+    def delivered(self, delivery_id: int, now_ns: int) -> None:
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE webhook_deliveries SET status = 'delivered', delivered_ns = ?, last_error = '' "
+                "WHERE id = ? AND status = 'pending'",
+                (now_ns, delivery_id),
+            )
+
+    def failed(self, delivery_id: int, error: str, retry_at_ns: int | None) -> None:
+        """Another try at ``retry_at_ns``, or the dead-letter state when it is None."""
+        with self.store.transaction() as c:
+            if retry_at_ns is None:
+                c.execute("UPDATE webhook_deliveries SET status = 'dead', last_error = ? "
+                          "WHERE id = ? AND status = 'pending'", (error[:500], delivery_id))  # fmt: skip
+            else:
+                c.execute("UPDATE webhook_deliveries SET next_attempt_ns = ?, last_error = ? "
+                          "WHERE id = ? AND status = 'pending'", (retry_at_ns, error[:500], delivery_id))  # fmt: skip
+
+    def deliveries(self, account: int, status: str | None, limit: int) -> list[dict[str, object]]:
+        sql = ("SELECT id, webhook_id, event_id, event_type, status, attempts, last_error, created_ns, "
+               "delivered_ns FROM webhook_deliveries WHERE account = ?")  # fmt: skip
+        args: list[object] = [account]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        names = ("id", "webhook_id", "event_id", "event_type", "status", "attempts", "last_error", "created_ns",
+                 "delivered_ns")  # fmt: skip
+        rows = self.store.conn().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(zip(names, r, strict=True)) for r in rows]
