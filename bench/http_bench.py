@@ -79,7 +79,7 @@ PACED_SECONDS_DEFAULT = 20
 WARMUP_SECONDS = 3
 WRK_TIMEOUT_S = 2
 PACED_TICK_S = 0.001  # the paced client releases what is due every millisecond
-PACED_DRAIN_S = 10.0  # after the schedule, how long unanswered requests may take
+PACED_DRAIN_S = 30.0  # after the schedule, how long unanswered requests may take
 PRESIGN_HEADROOM = 2.0  # pre-sign twice what the measured rate would send, plus a floor
 PRESIGN_FLOOR = 20_000
 NONCE_WINDOW = 1_000_000  # in our nonce units (1 per request); reordering across 64 connections is << this
@@ -381,6 +381,8 @@ class _PacedConn(asyncio.Protocol):
         self.body: list[bytes] = []
         self.released_at = 0.0
         self.transport: asyncio.Transport | None = None
+        self.alive = True
+        self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not a subclass
@@ -397,15 +399,20 @@ class _PacedConn(asyncio.Protocol):
         latency = time.perf_counter() - self.released_at
         body = b"".join(self.body)
         self.body.clear()
+        self.busy = False
         self.client.completed(self, self.parser.get_status_code(), body, latency)
 
     def send(self, request: bytes, released_at: float) -> None:
-        assert self.transport is not None
+        assert self.transport is not None and self.alive
         self.released_at = released_at
+        self.busy = True
         self.transport.write(request)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """A connection the server closed: its request in flight is lost, and it is used no more."""
+        self.alive = False
         self.client.lost += 1
+        self.client.lost_in_flight += int(self.busy)
 
 
 class _PacedClient:
@@ -417,7 +424,8 @@ class _PacedClient:
         self.txids: list[str] = []
         self.bad = 0
         self.err_sample = ""
-        self.lost = 0
+        self.lost = 0  # connections closed under us
+        self.lost_in_flight = 0  # requests that were on them
         self.max_waiting = 0
 
     def completed(self, conn: _PacedConn, status: int, body: bytes, latency_s: float) -> None:
@@ -435,6 +443,8 @@ class _PacedClient:
             self.idle.append(conn)
 
     def release(self, request: bytes, now: float) -> None:
+        while self.idle and not self.idle[0].alive:
+            self.idle.popleft()
         if self.idle:
             self.idle.popleft().send(request, now)
         else:
@@ -443,8 +453,10 @@ class _PacedClient:
 
     async def run(self, port: int, rate: float, seconds: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        conns = []
         for _ in range(CONNECTIONS):
             _, conn = await loop.create_connection(lambda: _PacedConn(self), "127.0.0.1", port)
+            conns.append(conn)
             self.idle.append(conn)
         total = int(rate * seconds)
         assert total <= len(self.requests), "not enough pre-signed requests"
@@ -462,7 +474,9 @@ class _PacedClient:
             await asyncio.sleep(PACED_TICK_S)
         schedule_s = time.perf_counter() - start
         deadline = time.perf_counter() + PACED_DRAIN_S
-        while len(self.latencies_ms) < total and time.perf_counter() < deadline:
+        while (
+            len(self.latencies_ms) < total and time.perf_counter() < deadline and any(c.alive for c in conns)
+        ):
             await asyncio.sleep(0.01)
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu0
@@ -476,6 +490,7 @@ class _PacedClient:
             "bad": self.bad,
             "err_sample": self.err_sample,
             "lost": self.lost,
+            "lost_in_flight": self.lost_in_flight,
             "max_waiting": self.max_waiting,
             "cpu_pct": 100 * cpu / wall,
             "lag_p50_ms": percentile(lags_ms, 50),
@@ -515,7 +530,7 @@ def run_paced(
         p99_ms=percentile(lat, 99),
         p999_ms=percentile(lat, 99.9),
         max_ms=lat[-1],
-        socket_errors=r["lost"] + (r["sent"] - r["answered"]),
+        socket_errors=r["sent"] - r["answered"],  # lost in flight, or never sent on a lost connection
         ok=len(r["txids"]),
         bad=r["bad"],
         exhausted=0,
@@ -526,7 +541,8 @@ def run_paced(
         txids=r["txids"],
         extra=(
             f"{note}; release lag p50 {r['lag_p50_ms']:.2f} ms, p99 {r['lag_p99_ms']:.2f} ms;"
-            f" most requests waiting for a free connection: {r['max_waiting']}"
+            f" most requests waiting for a free connection: {r['max_waiting']};"
+            f" unanswered {r['sent'] - r['answered']}, connections lost {r['lost']}"
         ),
     )
 

@@ -71,22 +71,34 @@ SCENARIOS: dict[str, list[Step]] = {
     ],
     "held funds cannot be held twice": [
         Step(WithdrawHold(2, A, USD.index, usd("80"), "w1"), WithdrawHeld, None, (usd("100"), usd("80"))),
-        Step(WithdrawHold(3, A, USD.index, usd("30"), "w2"), Rejected, Reject.insufficient_funds,
-             (usd("100"), usd("80"))),
+        Step(
+            WithdrawHold(3, A, USD.index, usd("30"), "w2"),
+            Rejected,
+            Reject.insufficient_funds,
+            (usd("100"), usd("80")),
+        ),
         Step(WithdrawHold(4, A, USD.index, usd("20"), "w2"), WithdrawHeld, None, (usd("100"), usd("100"))),
-    ],  # fmt: skip
+    ],
     "duplicate pending reference": [
         Step(WithdrawHold(2, A, USD.index, usd("10"), "w1"), WithdrawHeld, None, (usd("100"), usd("10"))),
-        Step(WithdrawHold(3, A, USD.index, usd("10"), "w1"), Rejected, Reject.duplicate_reference,
-             (usd("100"), usd("10"))),
-    ],  # fmt: skip
+        Step(
+            WithdrawHold(3, A, USD.index, usd("10"), "w1"),
+            Rejected,
+            Reject.duplicate_reference,
+            (usd("100"), usd("10")),
+        ),
+    ],
     "refusals change nothing": [
         Step(WithdrawHold(2, A, USD.index, 0, "w1"), Rejected, Reject.invalid_amount, (usd("100"), 0)),
         Step(WithdrawHold(3, A, 99, 1, "w1"), Rejected, Reject.unknown_asset, (usd("100"), 0)),
-        Step(WithdrawHold(4, A, USD.index, usd("100") + 1, "w1"), Rejected, Reject.insufficient_funds,
-             (usd("100"), 0)),
+        Step(
+            WithdrawHold(4, A, USD.index, usd("100") + 1, "w1"),
+            Rejected,
+            Reject.insufficient_funds,
+            (usd("100"), 0),
+        ),
         Step(WithdrawHold(5, A, USD.index, 1, ""), Rejected, Reject.invalid_arguments, (usd("100"), 0)),
-    ],  # fmt: skip
+    ],
     "another account cannot resolve the hold": [
         Step(WithdrawHold(2, A, USD.index, usd("10"), "w1"), WithdrawHeld, None, (usd("100"), usd("10"))),
         Step(WithdrawPost(3, B, "w1"), Rejected, Reject.unknown_reference, (usd("100"), usd("10"))),
@@ -112,7 +124,9 @@ def test_a_withdrawal_hold_and_an_order_share_one_balance() -> None:
     e = Engine(INSTRUMENTS)
     e.apply(Deposit(1, A, USD.index, usd("1000"), "d1"))
     e.apply(WithdrawHold(2, A, USD.index, usd("900"), "w1"))
-    buy = PlaceOrder(3, A, INSTRUMENTS.pair("XBTUSD").index, Side.buy, 1, lots("0.01"), price_ticks=px("50000"))
+    buy = PlaceOrder(
+        3, A, INSTRUMENTS.pair("XBTUSD").index, Side.buy, 1, lots("0.01"), price_ticks=px("50000")
+    )
     assert isinstance(e.apply(buy)[0], Rejected)  # 500 USD + fee do not fit in the 100 left
     e.apply(WithdrawVoid(4, A, "w1"))
     assert accepted(e.apply(buy)).hold_minor > 0

@@ -28,30 +28,67 @@ TABLE: list[tuple[str, str, dict[str, Any]]] = [
     ("[" * 20_000, "Malformed request", {}),
     ('{"method": "frobnicate", "req_id": 1}', "Unsupported event", {"method": "frobnicate", "req_id": 1}),
     ('{"method": 5, "req_id": 2}', "Unsupported event", {"req_id": 2}),
-    ('{"method": "subscribe", "params": [], "req_id": 3}', "EGeneral:Invalid arguments:params", {"req_id": 3}),
+    (
+        '{"method": "subscribe", "params": [], "req_id": 3}',
+        "EGeneral:Invalid arguments:params",
+        {"req_id": 3},
+    ),
     ('{"method": "subscribe", "req_id": "x"}', "EGeneral:Invalid arguments:req_id", {"method": "subscribe"}),
-    ('{"method": "ping", "params": {}, "req_id": 4}', "Unsupported field: 'params' for the given msg type: ping",
-     {"method": "ping", "req_id": 4}),
-    ('{"method": "subscribe", "params": {"channel": "nope"}, "req_id": 5}', "Subscription name invalid",
-     {"method": "subscribe", "req_id": 5}),
-    ('{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/XYZ"]}, "req_id": 6}',
-     "Currency pair not supported BTC/XYZ", {"req_id": 6, "symbol": "BTC/XYZ"}),
-    ('{"method": "subscribe", "params": {"channel": "book", "symbol": ["XBT/USD"]}, "req_id": 7}',
-     "Currency pair not supported XBT/USD", {"req_id": 7, "symbol": "XBT/USD"}),
-    ('{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 7}, "req_id": 8}',
-     "EGeneral:Invalid arguments:depth", {"req_id": 8}),
-    ('{"method": "subscribe", "params": {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 2}, "req_id": 9}',
-     "EGeneral:Invalid arguments:interval", {"req_id": 9}),
-    ('{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "foo": 1}, "req_id": 10}',
-     "Unsupported field: 'foo' for the given msg type: subscribe", {"req_id": 10}),
-    ('{"method": "subscribe", "params": {"channel": "book", "symbol": []}, "req_id": 11}',
-     "EGeneral:Invalid arguments:symbol", {"req_id": 11}),
-    ('{"method": "subscribe", "params": {"channel": "executions", "token": "expired-or-foreign"}, "req_id": 12}',
-     "Token(s) not found", {"req_id": 12}),
-    ('{"method": "unsubscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}, "req_id": 13}',
-     "Subscription Not Found", {"req_id": 13, "symbol": "BTC/USD"}),
-    ('{"method": "add_order", "params": {"order_type": "limit"}, "req_id": 14}', "Token(s) not found",
-     {"method": "add_order", "req_id": 14}),
+    (
+        '{"method": "ping", "params": {}, "req_id": 4}',
+        "Unsupported field: 'params' for the given msg type: ping",
+        {"method": "ping", "req_id": 4},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "nope"}, "req_id": 5}',
+        "Subscription name invalid",
+        {"method": "subscribe", "req_id": 5},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/XYZ"]}, "req_id": 6}',
+        "Currency pair not supported BTC/XYZ",
+        {"req_id": 6, "symbol": "BTC/XYZ"},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["XBT/USD"]}, "req_id": 7}',
+        "Currency pair not supported XBT/USD",
+        {"req_id": 7, "symbol": "XBT/USD"},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 7}, "req_id": 8}',
+        "EGeneral:Invalid arguments:depth",
+        {"req_id": 8},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 2}, "req_id": 9}',
+        "EGeneral:Invalid arguments:interval",
+        {"req_id": 9},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "foo": 1}, "req_id": 10}',
+        "Unsupported field: 'foo' for the given msg type: subscribe",
+        {"req_id": 10},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "book", "symbol": []}, "req_id": 11}',
+        "EGeneral:Invalid arguments:symbol",
+        {"req_id": 11},
+    ),
+    (
+        '{"method": "subscribe", "params": {"channel": "executions", "token": "expired-or-foreign"}, "req_id": 12}',
+        "Token(s) not found",
+        {"req_id": 12},
+    ),
+    (
+        '{"method": "unsubscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}, "req_id": 13}',
+        "Subscription Not Found",
+        {"req_id": 13, "symbol": "BTC/USD"},
+    ),
+    (
+        '{"method": "add_order", "params": {"order_type": "limit"}, "req_id": 14}',
+        "Token(s) not found",
+        {"method": "add_order", "req_id": 14},
+    ),
 ]
 
 
@@ -74,11 +111,23 @@ def test_bad_frame_table_and_isolation(server: Server) -> None:
             (_order(token, limit_price="30000"), "Limit_price field must be a number_float", {"req_id": 99}),
             (_order(token, userref=5), "Unsupported field: 'userref' for the given msg type: add order", {}),
             (_order(token, stp_type="cancel-newest"), "EGeneral:Invalid arguments:stp_type", {}),
-            (_order(token, leverage=2), "Unsupported field: 'leverage' for the given msg type: add order", {}),
+            (
+                _order(token, leverage=2),
+                "Unsupported field: 'leverage' for the given msg type: add order",
+                {},
+            ),
             (_order(token, order_qty=100), "EOrder:Insufficient funds", {}),
-            (_order(token, limit_price=20000.05), "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.", {}),
-            ("x" * (FRAME_BYTES_MAX + 1), f"EGeneral:Invalid arguments:frame over {FRAME_BYTES_MAX} bytes", {}),
-        ]  # fmt: skip
+            (
+                _order(token, limit_price=20000.05),
+                "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.",
+                {},
+            ),
+            (
+                "x" * (FRAME_BYTES_MAX + 1),
+                f"EGeneral:Invalid arguments:frame over {FRAME_BYTES_MAX} bytes",
+                {},
+            ),
+        ]
         for frame, error, echo in table:
             await ws.send(frame)
             reply = await ws.until(lambda f: "success" in f)
@@ -124,7 +173,9 @@ def test_request_flood_is_refused_then_closed(server: Server) -> None:
 
 
 @pytest.fixture(params=["direct", "asgi"])
-def either_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+def either_path(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Server]:
     """A server writing frames straight to uvicorn's transport, or through ASGI ``send`` only."""
     if request.param == "asgi":
         monkeypatch.setenv(DIRECT_ENV, "0")
@@ -141,12 +192,21 @@ def test_a_client_that_stops_reading_is_closed_with_a_reason(either_path: Server
 
     async def scenario() -> None:
         maker = Rest(server.url, server.account("m", USD="10000000", XBT="100"))
-        for side, base in (("buy", 20000), ("sell", 40000)):  # 600 levels a side: a depth-1000 snapshot ~50 KB
+        for side, base in (
+            ("buy", 20000),
+            ("sell", 40000),
+        ):  # 600 levels a side: a depth-1000 snapshot ~50 KB
             for start in range(0, 600, 15):
                 form = {}
                 for n, i in enumerate(range(start, start + 15)):
-                    form.update({f"orders[{n}][ordertype]": "limit", f"orders[{n}][type]": side,
-                                 f"orders[{n}][volume]": "0.01", f"orders[{n}][price]": str(base + i)})  # fmt: skip
+                    form.update(
+                        {
+                            f"orders[{n}][ordertype]": "limit",
+                            f"orders[{n}][type]": side,
+                            f"orders[{n}][volume]": "0.01",
+                            f"orders[{n}][price]": str(base + i),
+                        }
+                    )
                 await maker.private("AddOrderBatch", pair="XBTUSD", **form)
         bystander = await WsClient.open(server.url)
         sock = socket.socket()
@@ -155,7 +215,9 @@ def test_a_client_that_stops_reading_is_closed_with_a_reason(either_path: Server
         sock.setblocking(False)
         # max_queue=1: the library stops reading at once; no compression: the backlog is real bytes
         slow = await WsClient.open(server.url, max_queue=1, sock=sock, compression=None)
-        subscribe = json.dumps({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 1000}})
+        subscribe = json.dumps(
+            {"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 1000}}
+        )
         for _ in range(300):  # each (re)subscription sends a fresh snapshot it will not read
             await slow.ws.send(subscribe)
             await asyncio.sleep(0.01)

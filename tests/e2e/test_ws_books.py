@@ -108,7 +108,11 @@ class Level3Client:
         for side in ("asks", "bids"):
             levels = self.sides[side]
             for row in data[side]:
-                price, qty, order_id = ticks(row["limit_price"], PD), ticks(row["order_qty"], LD), row["order_id"]
+                price, qty, order_id = (
+                    ticks(row["limit_price"], PD),
+                    ticks(row["order_qty"], LD),
+                    row["order_id"],
+                )
                 event = row.get("event", "add")
                 queue = levels.setdefault(price, [])
                 if event == "add":
@@ -155,8 +159,16 @@ class Rig:
         self.seq = 0
         self.now = T0_NS
         for account in ACCOUNTS:
-            self.run([Deposit(ts_ns=self.now, account=account, asset=PAIR.quote.index, amount_minor=10**12, ref="u"),
-                      Deposit(ts_ns=self.now, account=account, asset=PAIR.base.index, amount_minor=10**12, ref="b")])
+            self.run(
+                [
+                    Deposit(
+                        ts_ns=self.now, account=account, asset=PAIR.quote.index, amount_minor=10**12, ref="u"
+                    ),
+                    Deposit(
+                        ts_ns=self.now, account=account, asset=PAIR.base.index, amount_minor=10**12, ref="b"
+                    ),
+                ]
+            )
 
     def run(self, commands: list[Command]) -> None:
         results = []
@@ -179,14 +191,34 @@ class Rig:
         volume = rng.choice((1, 2, 5, 10, 25)) * 100_000
         kind = rng.random()
         if kind < 0.08:
-            return PlaceOrder(ts_ns=self.now, account=account, pair=PAIR.index, side=int(side),
-                              ordertype=int(OrderType.market), volume_lots=volume)  # fmt: skip
+            return PlaceOrder(
+                ts_ns=self.now,
+                account=account,
+                pair=PAIR.index,
+                side=int(side),
+                ordertype=int(OrderType.market),
+                volume_lots=volume,
+            )
         if kind < 0.15:
-            return PlaceOrder(ts_ns=self.now, account=account, pair=PAIR.index, side=int(side),
-                              ordertype=int(OrderType.iceberg), volume_lots=volume * 4, price_ticks=price,
-                              display_lots=volume)  # fmt: skip
-        return PlaceOrder(ts_ns=self.now, account=account, pair=PAIR.index, side=int(side),
-                          ordertype=int(OrderType.limit), volume_lots=volume, price_ticks=price)  # fmt: skip
+            return PlaceOrder(
+                ts_ns=self.now,
+                account=account,
+                pair=PAIR.index,
+                side=int(side),
+                ordertype=int(OrderType.iceberg),
+                volume_lots=volume * 4,
+                price_ticks=price,
+                display_lots=volume,
+            )
+        return PlaceOrder(
+            ts_ns=self.now,
+            account=account,
+            pair=PAIR.index,
+            side=int(side),
+            ordertype=int(OrderType.limit),
+            volume_lots=volume,
+            price_ticks=price,
+        )
 
     def engine_top(self, side: str, depth: int) -> list[tuple[int, int]]:
         book = self.engine.s.books[PAIR.index]
@@ -215,7 +247,9 @@ def subscribe(rig: Rig, channel: str, depth: int) -> tuple[CaptureWire, Subscrip
 @pytest.mark.parametrize("seed", range(6))
 def test_conflated_book_and_level3_frames_keep_clients_equal_to_the_engine(seed: int) -> None:
     rig = Rig(seed)
-    books = [(subscribe(rig, "book", d)[0], BookClient(d, per_row)) for d in (10, 25) for per_row in (True, False)]
+    books = [
+        (subscribe(rig, "book", d)[0], BookClient(d, per_row)) for d in (10, 25) for per_row in (True, False)
+    ]
     level3 = [(subscribe(rig, "level3", d)[0], Level3Client(d)) for d in (10, 100)]
     late: list[tuple[CaptureWire, BookClient]] = []
     for step in range(400):
@@ -232,7 +266,9 @@ def test_conflated_book_and_level3_frames_keep_clients_equal_to_the_engine(seed:
                 for frame in wire.take():
                     client.apply(frame)
                 for side in ("asks", "bids"):
-                    assert client.top(side) == rig.engine_top(side, client.depth), f"book {side} at step {step}"
+                    assert client.top(side) == rig.engine_top(side, client.depth), (
+                        f"book {side} at step {step}"
+                    )
         if step % 100 == 50:  # a subscriber joining mid-stream starts from the publisher's view
             rig.publisher._round()
             for wire, client in books + late:

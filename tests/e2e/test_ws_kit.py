@@ -59,7 +59,9 @@ class WsClient:
     async def until(self, match: Callable[[Frame], bool], timeout: float = RECV_TIMEOUT_S) -> Frame:
         return (await self.until_raw(match, timeout))[0]
 
-    async def until_raw(self, match: Callable[[Frame], bool], timeout: float = RECV_TIMEOUT_S) -> tuple[Frame, str]:
+    async def until_raw(
+        self, match: Callable[[Frame], bool], timeout: float = RECV_TIMEOUT_S
+    ) -> tuple[Frame, str]:
         """The first frame (seen earlier or new) that matches; others are kept in ``seen``."""
         for i, (frame, text) in enumerate(self.seen):
             if match(frame):
@@ -76,7 +78,9 @@ class WsClient:
         return await self.until(lambda f: f.get("req_id") == req_id and "channel" not in f, timeout)
 
     async def data(self, channel: str, kind: str | None = None, timeout: float = RECV_TIMEOUT_S) -> Frame:
-        return await self.until(lambda f: f.get("channel") == channel and (kind is None or f.get("type") == kind), timeout)
+        return await self.until(
+            lambda f: f.get("channel") == channel and (kind is None or f.get("type") == kind), timeout
+        )
 
     def drop_seen(self, channel: str) -> None:
         self.seen = [(f, t) for f, t in self.seen if f.get("channel") != channel]

@@ -50,7 +50,12 @@ def test_order_lifecycle_over_the_socket(server: Server) -> None:
         ws = await WsClient.open(server.url)
         req = await ws.request("subscribe", {"channel": "executions", "token": token, "snap_trades": True})
         ack = await ws.reply(req)
-        assert ack["result"] == {"channel": "executions", "snap_orders": True, "snap_trades": True, "order_status": True}
+        assert ack["result"] == {
+            "channel": "executions",
+            "snap_orders": True,
+            "snap_trades": True,
+            "order_status": True,
+        }
         orders_snap = await ws.data("executions", "snapshot")
         trades_snap = await ws.data("executions", "snapshot")
         assert (orders_snap["sequence"], trades_snap["sequence"]) == (1, 2) and orders_snap["data"] == []
@@ -63,21 +68,36 @@ def test_order_lifecycle_over_the_socket(server: Server) -> None:
         assert numbers_in(text)["balance"][:2] == ["10.0000000000", "10.0000000000"]  # BTC: 10 decimals
         assert {b["asset"] for b in balances["data"]} == {"BTC", "USD"}
 
-        req = await ws.request("add_order", {
-            "order_type": "limit", "side": "sell", "order_qty": 0.5, "symbol": "BTC/USD", "limit_price": 30000.5,
-            "post_only": True, "cl_ord_id": "ask-1", "time_in_force": "gtc", "token": token,
-        })  # fmt: skip
+        req = await ws.request(
+            "add_order",
+            {
+                "order_type": "limit",
+                "side": "sell",
+                "order_qty": 0.5,
+                "symbol": "BTC/USD",
+                "limit_price": 30000.5,
+                "post_only": True,
+                "cl_ord_id": "ask-1",
+                "time_in_force": "gtc",
+                "token": token,
+            },
+        )
         added = await ws.reply(req)
         assert added["success"] and added["result"]["cl_ord_id"] == "ask-1"
         order_id = added["result"]["order_id"]
         pending = await feed.next("pending_new")
-        assert pending["order_id"] == order_id and pending["symbol"] == "BTC/USD" and pending["post_only"] is True
+        assert (
+            pending["order_id"] == order_id
+            and pending["symbol"] == "BTC/USD"
+            and pending["post_only"] is True
+        )
         assert (pending["side"], pending["order_type"], pending["time_in_force"]) == ("sell", "limit", "GTC")
         assert str(pending["order_qty"]) == "0.50000000" and str(pending["limit_price"]) == "30000.5"
         assert (await feed.next("new"))["order_status"] == "new"
 
-        req = await ws.request("amend_order", {"order_id": order_id, "order_qty": 0.4, "limit_price": 30001,
-                                               "token": token})  # fmt: skip
+        req = await ws.request(
+            "amend_order", {"order_id": order_id, "order_qty": 0.4, "limit_price": 30001, "token": token}
+        )
         amended = await ws.reply(req)
         assert amended["result"]["order_id"] == order_id and amended["result"]["amend_id"].startswith("T")
         entry = await feed.next("amended")
@@ -85,14 +105,19 @@ def test_order_lifecycle_over_the_socket(server: Server) -> None:
 
         await bob.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
         fill = await feed.next("trade")
-        assert fill["order_id"] == order_id and fill["liquidity_ind"] == "m" and fill["order_status"] == "partially_filled"
+        assert (
+            fill["order_id"] == order_id
+            and fill["liquidity_ind"] == "m"
+            and fill["order_status"] == "partially_filled"
+        )
         assert str(fill["last_qty"]) == "0.10000000" and str(fill["last_price"]) == "30001.0"
         assert str(fill["cost"]) == "3000.10000" and fill["fees"][0]["asset"] == "USD"
         ledger = await ws.until(lambda f: f.get("channel") == "balances" and f["type"] == "update")
         assert ledger["sequence"] == 2 and ledger["data"][0]["ledger_id"].startswith("L")
 
-        req = await ws.request("edit_order", {"order_id": order_id, "symbol": "BTC/USD", "order_qty": 0.2,
-                                              "token": token})  # fmt: skip
+        req = await ws.request(
+            "edit_order", {"order_id": order_id, "symbol": "BTC/USD", "order_qty": 0.2, "token": token}
+        )
         edited = await ws.reply(req)
         new_id = edited["result"]["order_id"]
         assert edited["result"]["original_order_id"] == order_id and new_id != order_id
@@ -106,7 +131,10 @@ def test_order_lifecycle_over_the_socket(server: Server) -> None:
         canceled = await feed.next("canceled")
         assert canceled["order_id"] == new_id and canceled["reason"] == "User requested"
 
-        orders = [{"order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": p} for p in (20000, 20001)]
+        orders = [
+            {"order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": p}
+            for p in (20000, 20001)
+        ]
         req = await ws.request("batch_add", {"symbol": "BTC/USD", "orders": orders, "token": token})
         batch = await ws.reply(req)
         ids = [o["order_id"] for o in batch["result"]]
@@ -136,7 +164,9 @@ def test_token_rules_and_permissions(server: Server) -> None:
     async def scenario() -> None:
         alice = Rest(server.url, server.account("alice", USD="1000"))
         bob = Rest(server.url, server.account("bob", USD="1000"))
-        viewer_key = server.admin("POST", "/admin/accounts", {"name": "viewer", "permissions": ["websocket", "query_open"]})
+        viewer_key = server.admin(
+            "POST", "/admin/accounts", {"name": "viewer", "permissions": ["websocket", "query_open"]}
+        )
         viewer = Rest(server.url, viewer_key)
         ws = await WsClient.open(server.url)
         for params, error in (
@@ -150,8 +180,13 @@ def test_token_rules_and_permissions(server: Server) -> None:
         req = await ws.request("subscribe", {"channel": "balances", "token": token})
         assert (await ws.reply(req))["success"]
         foreign = await bob.token()
-        order: dict[str, Any] = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD",
-                                 "limit_price": 20000}  # fmt: skip
+        order: dict[str, Any] = {
+            "order_type": "limit",
+            "side": "buy",
+            "order_qty": 0.01,
+            "symbol": "BTC/USD",
+            "limit_price": 20000,
+        }
         req = await ws.request("add_order", {**order, "token": foreign})
         assert (await ws.reply(req))["error"] == INVALID_SESSION  # this connection speaks for alice
         viewer_ws = await WsClient.open(server.url)

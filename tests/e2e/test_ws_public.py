@@ -57,11 +57,15 @@ def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> No
     async def scenario() -> None:
         maker, taker = await _traders(server)
         ws = await WsClient.open(server.url)
-        req = await ws.request("subscribe", {"channel": "book", "symbol": ["BTC/USD", "ETH/USD"], "depth": 10})
+        req = await ws.request(
+            "subscribe", {"channel": "book", "symbol": ["BTC/USD", "ETH/USD"], "depth": 10}
+        )
         acks = [await ws.reply(req), await ws.reply(req)]
         assert [a["result"]["symbol"] for a in acks] == ["BTC/USD", "ETH/USD"]  # one ack per symbol
-        assert all(a["success"] and a["result"] == {**a["result"], "channel": "book", "depth": 10, "snapshot": True}
-                   for a in acks)  # fmt: skip
+        assert all(
+            a["success"] and a["result"] == {**a["result"], "channel": "book", "depth": 10, "snapshot": True}
+            for a in acks
+        )
         snapshot = await ws.data("book", "snapshot")
         assert snapshot["data"][0]["bids"] == [] and snapshot["data"][0]["checksum"] == 0
         ws.drop_seen("book")
@@ -86,21 +90,38 @@ def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> No
             snap = await ws.until(lambda f: f.get("channel") == "book" and f["type"] == "update")
         assert asks == [(300005, 50_000_000), (300010, 25_000_000)] and bids == [(299990, 100_000_000)]
         await taker.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
-        trade, trade_text = await ws.until_raw(lambda f: f.get("channel") == "trade" and f["type"] == "update")
+        trade, trade_text = await ws.until_raw(
+            lambda f: f.get("channel") == "trade" and f["type"] == "update"
+        )
         (t,) = trade["data"]
         assert t["symbol"] == "BTC/USD" and t["side"] == "buy" and t["ord_type"] == "market"
         assert isinstance(t["trade_id"], int) and TIME_US.match(t["timestamp"])
-        assert numbers_in(trade_text)["price"] == ["30000.5"] and numbers_in(trade_text)["qty"] == ["0.10000000"]
-        update, update_text = await ws.until_raw(lambda f: f.get("channel") == "book" and f["type"] == "update")
-        assert numbers_in(update_text)["qty"] == ["0.40000000"] and TIME_US.match(update["data"][0]["timestamp"])
-        ticker, ticker_text = await ws.until_raw(lambda f: f.get("channel") == "ticker" and f["type"] == "update")
+        assert numbers_in(trade_text)["price"] == ["30000.5"] and numbers_in(trade_text)["qty"] == [
+            "0.10000000"
+        ]
+        update, update_text = await ws.until_raw(
+            lambda f: f.get("channel") == "book" and f["type"] == "update"
+        )
+        assert numbers_in(update_text)["qty"] == ["0.40000000"] and TIME_US.match(
+            update["data"][0]["timestamp"]
+        )
+        ticker, ticker_text = await ws.until_raw(
+            lambda f: f.get("channel") == "ticker" and f["type"] == "update"
+        )
         found = numbers_in(ticker_text)
-        assert found["last"] == ["30000.5"] and found["volume"] == ["0.10000000"] and found["ask_qty"] == ["0.40000000"]
+        assert (
+            found["last"] == ["30000.5"]
+            and found["volume"] == ["0.10000000"]
+            and found["ask_qty"] == ["0.40000000"]
+        )
         assert found["bid"] == ["29999.0"] and decimals(found["change_pct"][0]) == 2
         ohlc, ohlc_text = await ws.until_raw(lambda f: f.get("channel") == "ohlc" and f["type"] == "update")
         candle = ohlc["data"][-1]
         assert candle["interval"] == 1 and candle["trades"] == 1 and TIME_NS.match(candle["interval_begin"])
-        assert numbers_in(ohlc_text)["open"][-1] == "30000.5" and numbers_in(ohlc_text)["volume"][-1] == "0.10000000"
+        assert (
+            numbers_in(ohlc_text)["open"][-1] == "30000.5"
+            and numbers_in(ohlc_text)["volume"][-1] == "0.10000000"
+        )
         late = await WsClient.open(server.url)
         req = await late.request("subscribe", {"channel": "trade", "symbol": ["BTC/USD"], "snapshot": True})
         await late.reply(req)
@@ -118,18 +139,30 @@ def test_unsubscribe_heartbeat_instrument_and_bbo(server: Server) -> None:
     async def scenario() -> None:
         maker, _ = await _traders(server)
         ws = await WsClient.open(server.url)
-        req = await ws.request("subscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"})
+        req = await ws.request(
+            "subscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"}
+        )
         ack = await ws.reply(req)
         assert ack["result"]["event_trigger"] == "bbo"
         await ws.data("ticker", "snapshot")
         await maker.limit("buy", "0.01", "25000")
         bbo, text = await ws.until_raw(lambda f: f.get("channel") == "ticker" and f["type"] == "update")
         assert numbers_in(text)["bid"] == ["25000.0"] and numbers_in(text)["bid_qty"] == ["0.01000000"]
-        req = await ws.request("unsubscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"})
-        assert (await ws.reply(req))["result"] == {"channel": "ticker", "event_trigger": "bbo", "symbol": "BTC/USD"}
+        req = await ws.request(
+            "unsubscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"}
+        )
+        assert (await ws.reply(req))["result"] == {
+            "channel": "ticker",
+            "event_trigger": "bbo",
+            "symbol": "BTC/USD",
+        }
         req = await ws.request("unsubscribe", {"channel": "ticker", "symbol": ["BTC/USD"]})
         gone = await ws.reply(req)
-        assert gone["success"] is False and gone["error"] == "Subscription Not Found" and gone["symbol"] == "BTC/USD"
+        assert (
+            gone["success"] is False
+            and gone["error"] == "Subscription Not Found"
+            and gone["symbol"] == "BTC/USD"
+        )
         req = await ws.request("subscribe", {"channel": "instrument"})
         assert (await ws.reply(req))["result"] == {"channel": "instrument", "snapshot": True}
         inst, inst_text = await ws.until_raw(lambda f: f.get("channel") == "instrument")

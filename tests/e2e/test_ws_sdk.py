@@ -54,10 +54,17 @@ async def _trade(maker: Rest, taker: Rest, seed: int) -> None:
     for i in range(ORDERS):
         roll = rng.random()
         if roll < 0.15 and open_ids:
-            await maker.private_raw("CancelOrder", txid=open_ids.pop(rng.randrange(len(open_ids))))  # may be filled
+            await maker.private_raw(
+                "CancelOrder", txid=open_ids.pop(rng.randrange(len(open_ids)))
+            )  # may be filled
         elif roll < 0.3:
-            await taker.private("AddOrder", pair="XBTUSD", type=rng.choice(["buy", "sell"]), ordertype="market",
-                                volume=str(Decimal(rng.randint(1, 30)) / 1000))  # fmt: skip
+            await taker.private(
+                "AddOrder",
+                pair="XBTUSD",
+                type=rng.choice(["buy", "sell"]),
+                ordertype="market",
+                volume=str(Decimal(rng.randint(1, 30)) / 1000),
+            )
         else:
             side = rng.choice(["buy", "sell"])
             offset = rng.randint(1, 40) * (-1 if side == "buy" else 1)
@@ -129,22 +136,43 @@ def test_private_feeds_and_an_order_through_the_sdk(server: Server, monkeypatch:
                 await asyncio.sleep(0.05)
             raise AssertionError(f"no matching message in {messages[-5:]}")
 
-        client = SpotWSClient(key["api_key"], key["api_secret"], callback=on_message, ws_url=base, auth_ws_url=base)
+        client = SpotWSClient(
+            key["api_key"], key["api_secret"], callback=on_message, ws_url=base, auth_ws_url=base
+        )
         await client.start()
         await client.subscribe(params={"channel": "executions", "snap_orders": True})
         await client.subscribe(params={"channel": "balances"})
         await client.subscribe(params={"channel": "ticker", "symbol": ["BTC/USD"]})
         await first(lambda m: m.get("channel") == "balances" and m.get("type") == "snapshot")
-        await client.send_message({"method": "add_order", "req_id": 5, "params": {
-            "order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD", "limit_price": 25000.5,
-            "order_userref": 12}})  # fmt: skip
+        await client.send_message(
+            {
+                "method": "add_order",
+                "req_id": 5,
+                "params": {
+                    "order_type": "limit",
+                    "side": "buy",
+                    "order_qty": 0.01,
+                    "symbol": "BTC/USD",
+                    "limit_price": 25000.5,
+                    "order_userref": 12,
+                },
+            }
+        )
         reply = await first(lambda m: m.get("method") == "add_order")
         assert reply["success"] and reply["result"]["order_userref"] == 12
         order_id = reply["result"]["order_id"]
-        new = await first(lambda m: m.get("channel") == "executions" and m["data"] and m["data"][0]["exec_type"] == "pending_new")
+        new = await first(
+            lambda m: (
+                m.get("channel") == "executions" and m["data"] and m["data"][0]["exec_type"] == "pending_new"
+            )
+        )
         assert new["data"][0]["order_id"] == order_id and new["data"][0]["limit_price"] == 25000.5
         await client.send_message({"method": "cancel_order", "params": {"order_id": [order_id]}})
-        done = await first(lambda m: m.get("channel") == "executions" and any(e["exec_type"] == "canceled" for e in m["data"]))
+        done = await first(
+            lambda m: (
+                m.get("channel") == "executions" and any(e["exec_type"] == "canceled" for e in m["data"])
+            )
+        )
         assert done["data"][0]["order_id"] == order_id
         assert client.active_private_subscriptions and client.active_public_subscriptions
         assert not client.exception_occur

@@ -59,15 +59,16 @@ class MemoryBus:
             for topics, queue in self._groups.values():
                 if message.topic in topics:
                     done: asyncio.Future[None] = loop.create_future()
-                    await asyncio.wait_for(queue.put(_Delivery(message, done)), self.ack_timeout_s)
+                    async with asyncio.timeout(self.ack_timeout_s):  # bounded: a full queue is back-pressure
+                        await queue.put(_Delivery(message, done))
                     pending.append(done)
         if pending:
-            done, waiting = await asyncio.wait(pending, timeout=self.ack_timeout_s)
+            acked, waiting = await asyncio.wait(pending, timeout=self.ack_timeout_s)
             for future in waiting:  # not acknowledged in time: the relay retries the whole batch
                 future.cancel()
             if waiting:
                 raise TimeoutError(f"{len(waiting)} deliveries not acknowledged in {self.ack_timeout_s}s")
-            for future in done:
+            for future in acked:
                 if future.cancelled():
                     raise RuntimeError("a consumer stopped before acknowledging")
                 exc = future.exception()
@@ -96,8 +97,13 @@ class MemoryBus:
                 delivery.done.cancel()  # the publisher sees an unacknowledged message
                 raise
             except Exception as exc:  # at least once: the same message again, after a pause
-                log.warning("bus_handler_failed", group=group, event_id=delivery.message.event_id,
-                            attempt=attempt, error=repr(exc))  # fmt: skip
+                log.warning(
+                    "bus_handler_failed",
+                    projection=group,
+                    ref=delivery.message.event_id,
+                    count=attempt,
+                    error=repr(exc),
+                )
                 if attempt == self.redeliveries_max:
                     if not delivery.done.done():
                         delivery.done.set_exception(exc)

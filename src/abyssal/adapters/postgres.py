@@ -86,9 +86,18 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> Any:
 class PgCursor:
     """The slice of ``sqlite3.Cursor`` the callers use."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cursor: psycopg.Cursor[Any], inserted: bool = False) -> None:
         self._cursor = cursor
-        self.lastrowid: int | None = None
+        self._inserted = inserted
+
+    @property
+    def lastrowid(self) -> int | None:
+        """After an INSERT into a table with an identity key: that key (``lastval()`` is per session,
+        and nothing else on this connection draws from a sequence in between)."""
+        if not self._inserted:
+            return None
+        row = self._cursor.connection.execute("SELECT lastval()").fetchone()
+        return None if row is None else int(row[0])
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -112,7 +121,7 @@ class PgConnection:
             self.raw.cursor(row_factory=_row_factory) if self.row_factory is not None else self.raw.cursor()
         )
         cursor.execute(translate(sql), parameters)
-        return PgCursor(cursor)
+        return PgCursor(cursor, inserted=sql.lstrip()[:6].upper() == "INSERT")
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> PgCursor:
         cursor = self.raw.cursor()
@@ -176,7 +185,7 @@ class PostgresStore:
     def write_batch(self, b: BatchRecord) -> None:
         """The whole batch in one transaction, sent as one pipeline (one round trip to the sync)."""
         c = self.conn().raw
-        with c.transaction(), c.pipeline(), c.cursor() as cur:
+        with c.transaction(), c.pipeline(), c.cursor(binary=True) as cur:
             for sql, params, many in batch_statements(b):
                 if many:
                     cur.executemany(sql, params)

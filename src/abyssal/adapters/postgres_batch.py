@@ -61,6 +61,12 @@ UPSERT_BALANCES = (
     f"INSERT INTO balances SELECT * FROM unnest({_arrays(('bigint', 'int', 'bigint', 'bigint'))}) "
     "ON CONFLICT (account, asset) DO UPDATE SET total = excluded.total, held = excluded.held"
 )
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, trace_id, "
+    "created_ns) SELECT a, b, c, d, e, f, g, h "
+    f"FROM unnest({_arrays(('text',) * 4 + ('int', 'bytea', 'text', 'bigint'))}) "
+    "WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, n) ORDER BY n ON CONFLICT DO NOTHING"
+)  # ids (the relay's order) follow the rows' order, as in SQLite
 UPSERT_OFFSET = (
     "INSERT INTO projection_offsets VALUES ('ledger', %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
 )
@@ -141,9 +147,5 @@ def row_statements(r: Rows) -> list[Statement]:
     if r.withdraw_resolved:
         out.append(("DELETE FROM withdrawal_holds WHERE ref = %s", r.withdraw_resolved, True))
     if r.outbox:  # the transactional outbox: published by runtime/outbox.py after this commit
-        out.append((
-            "INSERT INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, trace_id, "
-            "created_ns) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            r.outbox, True,
-        ))  # fmt: skip
+        out.append((INSERT_OUTBOX, columns(r.outbox, 8), False))
     return out

@@ -28,6 +28,7 @@ class BatchRecord:
     rows: Rows
     nonces: dict[int, int] = field(default_factory=dict)  # key_no -> last nonce
     snapshot: tuple[int, str, bytes] | None = None
+    snapshot_due: int = 0  # > 0: the writer serialises the engine at this seq into ``snapshot``
 
 
 def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
@@ -98,8 +99,8 @@ class SqliteStore:
     ) -> int:
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO api_keys (api_key, account, secret_sealed, permissions, nonce_window, created_ns) "
-                "VALUES (?,?,?,?,?,?)",
+                "INSERT INTO api_keys (api_key, account, secret_sealed, permissions, nonce_window, "
+                "created_ns) VALUES (?,?,?,?,?,?)",
                 (api_key, account, sealed, permissions, nonce_window, created_ns),
             )
             return int(cur.lastrowid or 0)

@@ -53,6 +53,9 @@ class SqlitePaymentStore:
     def claim(
         self, tenant: int, source: str, key: str, fingerprint: str, owner: str, now_ns: int, stale_ns: int
     ) -> IdempotencyClaim:
+        seen = self._existing_key(tenant, source, key, fingerprint)  # replays need no write lock
+        if seen is not None:
+            return seen
         with self.store.transaction() as c:
             row = c.execute(
                 "INSERT INTO idempotency_keys (tenant, source, key, fingerprint, state, owner, locked_ns, "
@@ -75,8 +78,32 @@ class SqlitePaymentStore:
             if holder == owner and now_ns - int(locked) < stale_ns:
                 return IdempotencyClaim("in_flight", int(kid), payment_id)
             # the holder crashed (another process instance) or its lock went stale: take it over
-            c.execute("UPDATE idempotency_keys SET owner = ?, locked_ns = ? WHERE id = ?", (owner, now_ns, kid))
+            c.execute(
+                "UPDATE idempotency_keys SET owner = ?, locked_ns = ? WHERE id = ?", (owner, now_ns, kid)
+            )
             return IdempotencyClaim("resume", int(kid), payment_id)
+
+    def _existing_key(self, tenant: int, source: str, key: str, fingerprint: str) -> IdempotencyClaim | None:
+        """A finished key's answer (or a mismatch) from a plain read; None when a write must decide."""
+        row = (
+            self.store.conn()
+            .execute(
+                "SELECT id, fingerprint, state, payment_id, response_code, response_body "
+                "FROM idempotency_keys "
+                "WHERE tenant = ? AND source = ? AND key = ?",
+                (tenant, source, key),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        kid, fp, state, pid, code, body = row
+        payment_id = None if pid is None else int(pid)
+        if fp != fingerprint:
+            return IdempotencyClaim("mismatch", int(kid), payment_id)
+        if state == "done":
+            return IdempotencyClaim("replay", int(kid), payment_id, int(code), bytes(body))
+        return None
 
     def finish_key(self, key_id: int, code: int, body: bytes, now_ns: int) -> None:
         with self.store.transaction() as c:
@@ -84,6 +111,13 @@ class SqlitePaymentStore:
                 "UPDATE idempotency_keys SET state = 'done', response_code = ?, response_body = ?, "
                 "locked_ns = ? WHERE id = ? AND state = 'in_flight'",
                 (code, body, now_ns, key_id),
+            )
+
+    def unlock_key(self, key_id: int) -> None:
+        """Mark an in-flight key stale at once (its work failed): the next retry resumes it."""
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE idempotency_keys SET locked_ns = 0 WHERE id = ? AND state = 'in_flight'", (key_id,)
             )
 
     def release_key(self, key_id: int) -> None:
@@ -108,9 +142,22 @@ class SqlitePaymentStore:
                 "INSERT INTO payments (refid, kind, account, asset, amount_minor, status, method, "
                 "withdraw_key, address, reference, trace_id, created_ns, updated_ns) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (new.refid, new.kind, new.account, new.asset, new.amount_minor, new.status, new.method,
-                 new.withdraw_key, new.address, new.reference, new.trace_id, now_ns, now_ns),
-            )  # fmt: skip
+                (
+                    new.refid,
+                    new.kind,
+                    new.account,
+                    new.asset,
+                    new.amount_minor,
+                    new.status,
+                    new.method,
+                    new.withdraw_key,
+                    new.address,
+                    new.reference,
+                    new.trace_id,
+                    now_ns,
+                    now_ns,
+                ),
+            )
             pid = int(cur.lastrowid or 0)
             c.execute(
                 "INSERT INTO payment_transitions VALUES (?, 1, '', ?, 'opened', ?)", (pid, new.status, now_ns)
@@ -167,7 +214,9 @@ class SqlitePaymentStore:
     def payment_by_refid(self, account: int, refid: str) -> PaymentRecord | None:
         row = (
             self.store.conn()
-            .execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE refid = ? AND account = ?", (refid, account))
+            .execute(
+                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE refid = ? AND account = ?", (refid, account)
+            )
             .fetchone()
         )
         return None if row is None else _payment(row)
@@ -264,9 +313,7 @@ class SqlitePaymentStore:
     def put_calendar(self, calendar: str, rows: list[tuple[str, int, str]], replace: bool) -> int:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self.store.transaction() as c:
-            c.executemany(
-                f"{verb} INTO business_calendar VALUES (?,?,?,?)", [(calendar, *r) for r in rows]
-            )
+            c.executemany(f"{verb} INTO business_calendar VALUES (?,?,?,?)", [(calendar, *r) for r in rows])
         return len(rows)
 
     def delete_calendar_day(self, calendar: str, day: str) -> None:
@@ -287,13 +334,17 @@ class SqlitePaymentStore:
 
     def set_limit(self, tier: str, asset: int, daily_limit_minor: int) -> None:
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO withdrawal_limits VALUES (?,?,?)", (tier, asset, daily_limit_minor))
+            c.execute(
+                "INSERT OR REPLACE INTO withdrawal_limits VALUES (?,?,?)", (tier, asset, daily_limit_minor)
+            )
 
     def set_tier(self, account: int, tier: str) -> None:
         with self.store.transaction() as c:
             c.execute("INSERT OR REPLACE INTO account_tiers VALUES (?,?)", (account, tier))
 
-    def put_withdraw_key(self, account: int, asset: int, name: str, method: str, address: str, now_ns: int) -> None:
+    def put_withdraw_key(
+        self, account: int, asset: int, name: str, method: str, address: str, now_ns: int
+    ) -> None:
         with self.store.transaction() as c:
             c.execute(
                 "INSERT OR REPLACE INTO withdraw_keys VALUES (?,?,?,?,?,?)",
@@ -305,7 +356,8 @@ class SqlitePaymentStore:
         return [
             (int(a), str(n), str(m), str(ad))
             for a, n, m, ad in self.store.conn().execute(
-                "SELECT asset, name, method, address FROM withdraw_keys WHERE account = ? ORDER BY asset, name",
+                "SELECT asset, name, method, address FROM withdraw_keys WHERE account = ? "
+                "ORDER BY asset, name",
                 (account,),
             )
         ]
@@ -315,7 +367,10 @@ class SqlitePaymentStore:
             c.execute("INSERT INTO payment_tokens VALUES (?,?,?)", (token_sha256, account, now_ns))
 
     def tokens(self) -> dict[str, int]:
-        return {str(t): int(a) for t, a in self.store.conn().execute("SELECT token_sha256, account FROM payment_tokens")}
+        return {
+            str(t): int(a)
+            for t, a in self.store.conn().execute("SELECT token_sha256, account FROM payment_tokens")
+        }
 
     # -- the outbox (OutboxStore) ------------------------------------------------------------
     def unpublished(self, limit: int) -> list[OutboxRow]:
@@ -329,7 +384,10 @@ class SqlitePaymentStore:
             .fetchall()
         )
         return [
-            OutboxRow(int(r[0]), BusMessage(str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), bytes(r[6]), str(r[7])))
+            OutboxRow(
+                int(r[0]),
+                BusMessage(str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), bytes(r[6]), str(r[7])),
+            )
             for r in rows
         ]
 
@@ -347,4 +405,6 @@ class SqlitePaymentStore:
             return int(cur.rowcount)
 
     def outbox_backlog(self) -> int:
-        return int(self.store.conn().execute("SELECT COUNT(*) FROM outbox WHERE published_ns IS NULL").fetchone()[0])
+        return int(
+            self.store.conn().execute("SELECT COUNT(*) FROM outbox WHERE published_ns IS NULL").fetchone()[0]
+        )

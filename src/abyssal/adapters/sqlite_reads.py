@@ -33,9 +33,7 @@ def _rows(store: Store, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]
         c.row_factory = None
 
 
-def open_orders(
-    store: Store, account: int, userref: int | None, cl_ord_id: str | None
-) -> list[sqlite3.Row]:
+def open_orders(store: Store, account: int, userref: int | None, cl_ord_id: str | None) -> list[sqlite3.Row]:
     sql = "SELECT * FROM orders WHERE account = ? AND status IN (0, 1)"
     args: list[object] = [account]
     if userref is not None:
@@ -184,7 +182,9 @@ def audit(store: Store) -> list[str]:
     """Ledger invariants over the whole store; returns the problems found (empty when sound)."""
     problems: list[str] = []
     for r in _rows(
-        store, "SELECT asset, SUM(amount - fee) AS s FROM ledger GROUP BY asset HAVING SUM(amount - fee) != 0", ()
+        store,
+        "SELECT asset, SUM(amount - fee) AS s FROM ledger GROUP BY asset HAVING SUM(amount - fee) != 0",
+        (),
     ):
         problems.append(f"asset {r['asset']}: ledger entries sum to {r['s']}, not 0")
     for r in _rows(

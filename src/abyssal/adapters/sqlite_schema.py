@@ -275,6 +275,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ns) WHERE status = 'pending';
     """,
+    # 3: people on the web page (gateway/web_session.py): users with argon2id password hashes,
+    # sessions stored by the SHA-256 of their cookie, and the API keys a user made on the page
+    """
+    CREATE TABLE web_users (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        account INTEGER NOT NULL UNIQUE REFERENCES accounts(id),
+        session_key_no INTEGER NOT NULL,
+        faucet_uses INTEGER NOT NULL DEFAULT 0,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        token_sha256 BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES web_users(id),
+        csrf TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        expires_ns INTEGER NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (user_id);
+    CREATE TABLE web_api_keys (
+        key_no INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES web_users(id),
+        api_key TEXT NOT NULL,
+        label TEXT NOT NULL,
+        permissions INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL,
+        revoked_ns INTEGER
+    );
+    CREATE INDEX web_api_keys_user ON web_api_keys (user_id);
+    """,
 )
 
 

@@ -31,8 +31,10 @@ class SqliteWebhookStore:
 
     def add_webhook(self, account: int, url: str, secret: str, now_ns: int) -> int:
         with self.store.transaction() as c:
-            cur = c.execute("INSERT INTO webhooks (account, url, secret, created_ns) VALUES (?,?,?,?)",
-                            (account, url, secret, now_ns))  # fmt: skip
+            cur = c.execute(
+                "INSERT INTO webhooks (account, url, secret, created_ns) VALUES (?,?,?,?)",
+                (account, url, secret, now_ns),
+            )
             return int(cur.lastrowid or 0)
 
     def webhooks(self, account: int) -> list[tuple[int, str, int]]:
@@ -69,8 +71,10 @@ class SqliteWebhookStore:
             "WHERE d.status = 'pending' AND d.next_attempt_ns <= ? ORDER BY d.next_attempt_ns, d.id LIMIT ?",
             (now_ns, limit + len(exclude)),
         )
-        out = [Delivery(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), bytes(r[6]), int(r[7]))
-               for r in rows]  # fmt: skip
+        out = [
+            Delivery(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), bytes(r[6]), int(r[7]))
+            for r in rows
+        ]
         return [d for d in out if d.id not in exclude][:limit]
 
     def begin_attempt(self, delivery_id: int, retry_at_ns: int) -> None:
@@ -94,20 +98,37 @@ class SqliteWebhookStore:
         """Another try at ``retry_at_ns``, or the dead-letter state when it is None."""
         with self.store.transaction() as c:
             if retry_at_ns is None:
-                c.execute("UPDATE webhook_deliveries SET status = 'dead', last_error = ? "
-                          "WHERE id = ? AND status = 'pending'", (error[:500], delivery_id))  # fmt: skip
+                c.execute(
+                    "UPDATE webhook_deliveries SET status = 'dead', last_error = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    (error[:500], delivery_id),
+                )
             else:
-                c.execute("UPDATE webhook_deliveries SET next_attempt_ns = ?, last_error = ? "
-                          "WHERE id = ? AND status = 'pending'", (retry_at_ns, error[:500], delivery_id))  # fmt: skip
+                c.execute(
+                    "UPDATE webhook_deliveries SET next_attempt_ns = ?, last_error = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    (retry_at_ns, error[:500], delivery_id),
+                )
 
     def deliveries(self, account: int, status: str | None, limit: int) -> list[dict[str, object]]:
-        sql = ("SELECT id, webhook_id, event_id, event_type, status, attempts, last_error, created_ns, "
-               "delivered_ns FROM webhook_deliveries WHERE account = ?")  # fmt: skip
+        sql = (
+            "SELECT id, webhook_id, event_id, event_type, status, attempts, last_error, created_ns, "
+            "delivered_ns FROM webhook_deliveries WHERE account = ?"
+        )
         args: list[object] = [account]
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
-        names = ("id", "webhook_id", "event_id", "event_type", "status", "attempts", "last_error", "created_ns",
-                 "delivered_ns")  # fmt: skip
+        names = (
+            "id",
+            "webhook_id",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "last_error",
+            "created_ns",
+            "delivered_ns",
+        )
         rows = self.store.conn().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [dict(zip(names, r, strict=True)) for r in rows]

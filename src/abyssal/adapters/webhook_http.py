@@ -27,8 +27,13 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float)
             parts.hostname, port, ssl=ssl.create_default_context() if secure else None
         )
         try:
-            head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close",
-                    f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+            head = [
+                f"POST {target} HTTP/1.1",
+                f"Host: {parts.netloc}",
+                "Connection: close",
+                f"Content-Length: {len(body)}",
+                *(f"{k}: {v}" for k, v in headers.items()),
+            ]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             await writer.drain()
             status_line = await reader.readuntil(b"\r\n")

@@ -60,8 +60,8 @@ from abyssal.core.messages import (
     TimeInForce,
     TimerArmed,
     Withdraw,
-    Withdrawn,
     WithdrawHold,
+    Withdrawn,
     WithdrawPost,
     WithdrawVoid,
 )
@@ -129,16 +129,17 @@ class Engine:
         events: list[Event] = []
         self._advance(command.ts_ns, events)
         self._handlers[type(command)](command, events)
+        s = self.s
+        # stale heads (orders that closed before their time) would make the host send empty Ticks
+        while s.expiries and s.orders.get(s.expiries[0][1]) is None:
+            heapq.heappop(s.expiries)
+        while s.starts and s.orders.get(s.starts[0][1]) is None:
+            heapq.heappop(s.starts)
         return events
 
     def next_deadline_ns(self) -> int:
         """The earliest time at which a Tick would do something (0: nothing scheduled)."""
         s = self.s
-        # stale heads (orders filled or cancelled before their time) would fire empty Ticks
-        while s.expiries and s.orders.get(s.expiries[0][1]) is None:
-            heapq.heappop(s.expiries)
-        while s.starts and s.orders.get(s.starts[0][1]) is None:
-            heapq.heappop(s.starts)
         times = [h[0][0] for h in (s.expiries, s.starts) if h]
         times.extend(s.dms.values())
         return min(times) if times else 0

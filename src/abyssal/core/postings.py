@@ -19,8 +19,8 @@ from abyssal.core.messages import (
     OrderAccepted,
     OrderAmended,
     OrderClosed,
-    Withdrawn,
     WithdrawHeld,
+    Withdrawn,
     WithdrawPosted,
     WithdrawVoided,
 )

@@ -19,8 +19,8 @@ from abyssal.gateway import kraken_account as account
 from abyssal.gateway import kraken_funding as funding
 from abyssal.gateway import kraken_public as public
 from abyssal.gateway import kraken_trading as trading
+from abyssal.gateway import web_session
 from abyssal.gateway.admin import handle_admin
-from abyssal.gateway.payments_api import handle_v1
 from abyssal.gateway.auth import (
     INVALID_KEY,
     INVALID_SIGNATURE,
@@ -42,6 +42,7 @@ from abyssal.gateway.params import (
     parse_query,
     read_nonce,
 )
+from abyssal.gateway.payments_api import handle_v1
 from abyssal.runtime.exchange import Exchange
 
 log = structlog.get_logger("abyssal.http")
@@ -206,10 +207,14 @@ class App:
                 await handle_admin(self.exchange, path, method, scope, receive, send)
             elif path.startswith("/v1/"):
                 await handle_v1(self.exchange, path, method, scope, receive, send)
+            elif path.startswith("/api/"):  # the web page's accounts, sessions and keys
+                from abyssal.gateway.web_api import handle_api
+
+                await handle_api(self.exchange, path, method, scope, receive, send)
             else:
                 from abyssal.gateway.web import serve_static
 
-                if not await serve_static(path, method, send):
+                if not await serve_static(path, method, send, scope):
                     await send_json(send, 404, {"error": ["EGeneral:Unknown method"]})
         except Exception as exc:  # a fault, never a traceback to the client
             log.exception("request_failed", path=path, error=repr(exc))
@@ -238,7 +243,11 @@ class App:
         try:
             if body is None:
                 raise ParamError("EGeneral:Invalid arguments")
-            ctx, params = self._authenticate(name, scope, body)
+            if _header(scope, b"api-key") is None and web_session.has_session_cookie(scope):
+                # a logged-in browser: session cookie + CSRF header (docs/adr/0007-web-sessions.md)
+                ctx, params = await web_session.authenticate_private(self.exchange, name, scope, body)
+            else:
+                ctx, params = self._authenticate(name, scope, body)
             result = await handler(ctx, params)
         except ParamError as err:
             await send_json(send, 200, {"error": [err.kraken]})

@@ -15,7 +15,15 @@ import msgspec
 
 from abyssal.core.instruments import Asset
 from abyssal.gateway.context import Ctx
-from abyssal.gateway.params import ParamError, Params, decimal_places, opt_bool, opt_str, parse_decimal, req_str
+from abyssal.gateway.params import (
+    ParamError,
+    Params,
+    decimal_places,
+    opt_bool,
+    opt_str,
+    parse_decimal,
+    req_str,
+)
 from abyssal.gateway.payments_api import V1Error, payments_of
 from abyssal.ports import PaymentRecord
 from abyssal.runtime import payment_records as records
@@ -75,8 +83,9 @@ async def deposit_methods(ctx: Ctx, p: Params) -> Any:
     asset = _asset(ctx, p)
     assert asset is not None
     method, _, gen = _method_row(asset)
-    return [{"method": method, "limit": False, "fee": asset.fmt(0), "gen-address": gen,
-             "minimum": asset.fmt(1)}]  # fmt: skip
+    return [
+        {"method": method, "limit": False, "fee": asset.fmt(0), "gen-address": gen, "minimum": asset.fmt(1)}
+    ]
 
 
 async def deposit_addresses(ctx: Ctx, p: Params) -> Any:
@@ -93,10 +102,17 @@ def _row(ctx: Ctx, r: PaymentRecord) -> dict[str, Any]:
     asset = ctx.exchange.instruments.assets[r.asset]
     status, prop = records.KRAKEN_STATUS[r.status]
     row: dict[str, Any] = {
-        "method": r.method or records.method_of(asset), "aclass": "currency", "asset": asset.id,
-        "refid": r.refid, "txid": "", "info": r.address or r.reference, "amount": asset.fmt(r.amount_minor),
-        "fee": asset.fmt(r.fee_minor), "time": r.created_ns // 10**9, "status": status,
-    }  # fmt: skip
+        "method": r.method or records.method_of(asset),
+        "aclass": "currency",
+        "asset": asset.id,
+        "refid": r.refid,
+        "txid": "",
+        "info": r.address or r.reference,
+        "amount": asset.fmt(r.amount_minor),
+        "fee": asset.fmt(r.fee_minor),
+        "time": r.created_ns // 10**9,
+        "status": status,
+    }
     if prop is not None:
         row["status-prop"] = prop
     if r.kind == "withdrawal":
@@ -109,8 +125,9 @@ async def _status(ctx: Ctx, p: Params, kind: str) -> list[dict[str, Any]]:
     asset = _asset(ctx, p, required=False)
     method = opt_str(p, "method")
     svc = _svc(ctx)
-    rows = await ctx.exchange.payment_io(svc.store.payments, ctx.account, kind,
-                                         None if asset is None else asset.index, STATUS_ROWS_MAX)  # fmt: skip
+    rows = await ctx.exchange.payment_io(
+        svc.store.payments, ctx.account, kind, None if asset is None else asset.index, STATUS_ROWS_MAX
+    )
     return [_row(ctx, r) for r in rows if method is None or (r.method or "") == method]
 
 
@@ -132,13 +149,17 @@ def _cursor(p: Params) -> bool:
 async def withdraw_methods(ctx: Ctx, p: Params) -> Any:
     only = _asset(ctx, p, required=False)
     assets = [only] if only is not None else list(ctx.exchange.instruments.assets)
-    return [{"asset": a.id, "method": _method_row(a)[0], "network": _method_row(a)[1], "minimum": a.fmt(1)}
-            for a in assets]  # fmt: skip
+    return [
+        {"asset": a.id, "method": _method_row(a)[0], "network": _method_row(a)[1], "minimum": a.fmt(1)}
+        for a in assets
+    ]
 
 
 async def _keys(ctx: Ctx) -> list[tuple[int, str, str, str]]:
     svc = _svc(ctx)
-    rows: list[tuple[int, str, str, str]] = await ctx.exchange.payment_io(svc.store.withdraw_keys, ctx.account)
+    rows: list[tuple[int, str, str, str]] = await ctx.exchange.payment_io(
+        svc.store.withdraw_keys, ctx.account
+    )
     return rows
 
 
@@ -185,9 +206,11 @@ def _remaining(svc: PaymentService, account: int, asset: int, now_ns: int) -> in
     if window is None:
         return None
     used = sum(
-        r.amount_minor for r in svc.store.payments(account, "withdrawal", asset, 10_000)
-        if r.status in ("requested", "held", "sent", "completed") and window.start_ns <= r.created_ns < window.end_ns
-    )  # fmt: skip
+        r.amount_minor
+        for r in svc.store.payments(account, "withdrawal", asset, 10_000)
+        if r.status in ("requested", "held", "sent", "completed")
+        and window.start_ns <= r.created_ns < window.end_ns
+    )
     return window.limit_minor - used
 
 
@@ -202,8 +225,9 @@ async def withdraw(ctx: Ctx, p: Params) -> Any:
         fee_cap = parse_decimal(max_fee)
         if fee_cap is None or fee_cap < 0:
             raise ParamError("EFunding:Max fee exceeded")
-    answer = await _svc(ctx).request_withdrawal(ctx.account, "kraken", f"{ctx.key.key_no}:{ctx.nonce}",
-                                                asset.index, amount, name, address)  # fmt: skip
+    answer = await _svc(ctx).request_withdrawal(
+        ctx.account, "kraken", f"{ctx.key.key_no}:{ctx.nonce}", asset.index, amount, name, address
+    )
     body = msgspec.json.decode(answer.body)
     if answer.status >= 300:
         raise ParamError(KRAKEN_ERROR.get(body["error"]["code"], "EGeneral:Internal error"))

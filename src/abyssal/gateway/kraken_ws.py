@@ -67,7 +67,9 @@ class KrakenWebSocket:
     def _on_ready(self) -> None:
         self.publisher.attach()
         self.tap.attach()
-        self.tap.feeds.extend([self.executions.on_batch, self.balances.on_batch, self.level3.on_batch, self._modes])
+        self.tap.feeds.extend(
+            [self.executions.on_batch, self.balances.on_batch, self.level3.on_batch, self._modes]
+        )
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
         self.ready = True
 

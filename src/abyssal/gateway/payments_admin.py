@@ -61,12 +61,21 @@ async def route(exchange: Exchange, path: str, method: str, p: dict[str, Any]) -
         if asset is None:
             raise AdminError(422, "asset: unknown")
         wmethod = p.get("method") if isinstance(p.get("method"), str) else records.method_of(asset)
-        await io(store.put_withdraw_key, account, asset.index, _s(p, "key"), wmethod, _s(p, "address", 128),
-                 time.time_ns())  # fmt: skip
+        await io(
+            store.put_withdraw_key,
+            account,
+            asset.index,
+            _s(p, "key"),
+            wmethod,
+            _s(p, "address", 128),
+            time.time_ns(),
+        )
         return {"ok": True}
     match = _RESOLVE.fullmatch(path)
     if match is not None:
-        result = await svc.resolve(None, match.group(1), match.group(2), str(p.get("reason") or match.group(2)))
+        result = await svc.resolve(
+            None, match.group(1), match.group(2), str(p.get("reason") or match.group(2))
+        )
         if isinstance(result, str):
             raise AdminError(records.REFUSALS[result][0], records.REFUSALS[result][1])
         return records.resource(ins, result)
@@ -112,8 +121,12 @@ async def _settings(exchange: Exchange, p: dict[str, Any]) -> Any:
             raise AdminError(422, "auto_settle_ms: an integer from 0 (off) to 86400000")
         auto_ms = value
     await exchange.payment_io(store.set_settings, zone, minute, cal, auto_ms)
-    return {"zone": zone, "cutoff": f"{minute // 60:02d}:{minute % 60:02d}", "calendar": cal,
-            "auto_settle_ms": auto_ms}  # fmt: skip
+    return {
+        "zone": zone,
+        "cutoff": f"{minute // 60:02d}:{minute % 60:02d}",
+        "calendar": cal,
+        "auto_settle_ms": auto_ms,
+    }
 
 
 async def _calendar(exchange: Exchange, p: dict[str, Any]) -> Any:
@@ -123,7 +136,9 @@ async def _calendar(exchange: Exchange, p: dict[str, Any]) -> Any:
     cal = _s(p, "calendar")
     try:
         if isinstance(p.get("delete"), str):
-            await exchange.payment_io(store.delete_calendar_day, cal, date.fromisoformat(p["delete"]).isoformat())
+            await exchange.payment_io(
+                store.delete_calendar_day, cal, date.fromisoformat(p["delete"]).isoformat()
+            )
             return {"deleted": 1}
         rows: list[tuple[str, int, str]] = []
         seed = p.get("seed_weekends")
@@ -131,8 +146,18 @@ async def _calendar(exchange: Exchange, p: dict[str, Any]) -> Any:
             first, last = date.fromisoformat(str(seed.get("from"))), date.fromisoformat(str(seed.get("to")))
             rows = calendar.weekend_rows(first, last)
         days = p.get("days")
-        explicit = [(date.fromisoformat(str(d["day"])).isoformat(), 1 if d.get("business") else 0,
-                     str(d.get("note", ""))) for d in days] if isinstance(days, list) else []  # fmt: skip
+        explicit = (
+            [
+                (
+                    date.fromisoformat(str(d["day"])).isoformat(),
+                    1 if d.get("business") else 0,
+                    str(d.get("note", "")),
+                )
+                for d in days
+            ]
+            if isinstance(days, list)
+            else []
+        )
     except (ValueError, TypeError, KeyError):
         raise AdminError(422, "calendar days: ISO dates (YYYY-MM-DD)") from None
     if len(rows) + len(explicit) > CALENDAR_ROWS_MAX:

@@ -67,7 +67,9 @@ def payments_of(exchange: Exchange) -> PaymentService:
     return exchange.payments
 
 
-async def handle_v1(exchange: Exchange, path: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def handle_v1(
+    exchange: Exchange, path: str, method: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     from abyssal.gateway.app import read_body
 
     body = await read_body(receive, V1_BODY_BYTES_MAX)
@@ -125,10 +127,14 @@ def _asset(exchange: Exchange, p: dict[str, Any]) -> Asset:
 def amount_minor(asset: Asset, raw: object) -> int:
     """A positive decimal string in the asset's precision; a JSON number is refused (money is text)."""
     if not isinstance(raw, str):
-        raise V1Error(400, "invalid_amount", "amount: a decimal string is required (JSON numbers are refused)")
+        raise V1Error(
+            400, "invalid_amount", "amount: a decimal string is required (JSON numbers are refused)"
+        )
     value = parse_decimal(raw)
     if value is None or value <= 0 or decimal_places(value) > asset.decimals:
-        raise V1Error(400, "invalid_amount", f"amount: a positive decimal with at most {asset.decimals} decimals")
+        raise V1Error(
+            400, "invalid_amount", f"amount: a positive decimal with at most {asset.decimals} decimals"
+        )
     return asset.to_minor(value)
 
 
@@ -146,20 +152,25 @@ def _trace_id() -> str:
     return trace.trace_id if trace is not None else ""
 
 
-async def _route(exchange: Exchange, account: int, path: str, method: str, scope: Scope, body: bytes) -> Answer:
+async def _route(
+    exchange: Exchange, account: int, path: str, method: str, scope: Scope, body: bytes
+) -> Answer:
     p = _payload(body)
     svc = payments_of(exchange)
     if path == "/v1/deposits" and method == "POST":
         asset = _asset(exchange, p)
         minor = amount_minor(asset, p.get("amount"))
         ref = _text(p, "reference", required=False)
-        return await svc.capture_deposit(account, "api", _idempotency_key(scope), asset.index, minor, ref, _trace_id())
+        return await svc.capture_deposit(
+            account, "api", _idempotency_key(scope), asset.index, minor, ref, _trace_id()
+        )
     if path == "/v1/withdrawals" and method == "POST":
         asset = _asset(exchange, p)
         minor = amount_minor(asset, p.get("amount"))
         key, address = _text(p, "key"), _text(p, "address", required=False)
-        return await svc.request_withdrawal(account, "api", _idempotency_key(scope), asset.index, minor, key,
-                                            address, _trace_id())  # fmt: skip
+        return await svc.request_withdrawal(
+            account, "api", _idempotency_key(scope), asset.index, minor, key, address, _trace_id()
+        )
     if path in ("/v1/deposits", "/v1/withdrawals") and method == "GET":
         kind = "deposit" if path == "/v1/deposits" else "withdrawal"
         rows = await exchange.payment_io(svc.store.payments, account, kind, None, LIST_ROWS_MAX)
@@ -178,7 +189,9 @@ def _ok(value: object, status: int = 200) -> Answer:
     return Answer(status, _json.encode(value))
 
 
-async def _one_payment(exchange: Exchange, svc: PaymentService, account: int, m: re.Match[str], method: str) -> Answer:
+async def _one_payment(
+    exchange: Exchange, svc: PaymentService, account: int, m: re.Match[str], method: str
+) -> Answer:
     kind = "deposit" if m.group(1) == "deposits" else "withdrawal"
     refid = m.group(2)
     if m.group(3) and method == "POST" and kind == "withdrawal":
@@ -194,30 +207,41 @@ async def _one_payment(exchange: Exchange, svc: PaymentService, account: int, m:
         raise V1Error(404, "not_found", "no such payment")
     out = records.resource(exchange.instruments, p)
     steps = await exchange.payment_io(svc.store.transitions, p.id)
-    out["transitions"] = [{"version": v, "from": f, "to": t, "reason": r, "at": records.rfc3339(ts)}
-                          for v, f, t, r, ts in steps]  # fmt: skip
+    out["transitions"] = [
+        {"version": v, "from": f, "to": t, "reason": r, "at": records.rfc3339(ts)} for v, f, t, r, ts in steps
+    ]
     return _ok(out)
 
 
-async def _withdraw_keys(exchange: Exchange, svc: PaymentService, account: int, method: str, p: dict[str, Any]) -> Answer:
+async def _withdraw_keys(
+    exchange: Exchange, svc: PaymentService, account: int, method: str, p: dict[str, Any]
+) -> Answer:
     if method == "POST":
         asset = _asset(exchange, p)
         name, address = _text(p, "key"), _text(p, "address")
         if address.strip() != address or len(set(address)) < 2:  # what ccxt's check_address refuses
             raise V1Error(400, "invalid_address", "address: no spaces and not a single repeated character")
         wmethod = _text(p, "method", required=False) or records.method_of(asset)
-        await exchange.payment_io(svc.store.put_withdraw_key, account, asset.index, name, wmethod, address,
-                                  time.time_ns())  # fmt: skip
+        await exchange.payment_io(
+            svc.store.put_withdraw_key, account, asset.index, name, wmethod, address, time.time_ns()
+        )
         return _ok({"asset": asset.id, "key": name, "method": wmethod, "address": address}, 201)
     if method == "GET":
         rows = await exchange.payment_io(svc.store.withdraw_keys, account)
         ins = exchange.instruments
-        return _ok({"data": [{"asset": ins.assets[a].id, "key": n, "method": m, "address": ad}
-                             for a, n, m, ad in rows]})  # fmt: skip
+        return _ok(
+            {
+                "data": [
+                    {"asset": ins.assets[a].id, "key": n, "method": m, "address": ad} for a, n, m, ad in rows
+                ]
+            }
+        )
     raise V1Error(404, "not_found", "unknown path or method")
 
 
-async def _webhooks(exchange: Exchange, account: int, path: str, method: str, p: dict[str, Any], scope: Scope) -> Answer:
+async def _webhooks(
+    exchange: Exchange, account: int, path: str, method: str, p: dict[str, Any], scope: Scope
+) -> Answer:
     store = exchange.webhook_store
     if path == "/v1/webhooks" and method == "POST":
         url = _text(p, "url", chars_max=URL_CHARS_MAX)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from abyssal.core import ids
 from abyssal.core.messages import Deposited, Fill, Withdrawn
 from abyssal.gateway.ws_batches import Results
-from abyssal.gateway.ws_codec import Json, channel_frame, num, utc_text
+from abyssal.gateway.ws_codec import channel_frame, num, utc_text
 from abyssal.gateway.ws_subscriptions import Registry, Subscription
 
 if TYPE_CHECKING:

@@ -33,8 +33,17 @@ FIELDS: Final[dict[str, frozenset[str]]] = {
     "instrument": frozenset({"channel", "snapshot"}),
     "level3": frozenset({"channel", "symbol", "depth", "snapshot", "token"}),
     "executions": frozenset(
-        {"channel", "token", "snap_orders", "snap_trades", "order_status", "ratecounter", "users", "rebased",
-         "snapshot"}
+        {
+            "channel",
+            "token",
+            "snap_orders",
+            "snap_trades",
+            "order_status",
+            "ratecounter",
+            "users",
+            "rebased",
+            "snapshot",
+        }
     ),  # fmt: skip
     "balances": frozenset({"channel", "token", "snapshot", "users", "rebased"}),
     "heartbeat": frozenset({"channel"}),
@@ -133,7 +142,11 @@ def _subscribe(session: Session, channel: str, params: Json, reply: Reply) -> No
             raise _invalid("event_trigger")
         base.trigger = str(trigger)
     if channel in PRIVATE_CHANNELS:
-        needed = Permission.QUERY_FUNDS if channel == "balances" else Permission.QUERY_OPEN | Permission.QUERY_CLOSED
+        needed = (
+            Permission.QUERY_FUNDS
+            if channel == "balances"
+            else Permission.QUERY_OPEN | Permission.QUERY_CLOSED
+        )
         base.token = str(params.get("token"))
         base.account = session.authorize(params.get("token"), needed).account
     if channel == "executions":
@@ -150,9 +163,16 @@ def _subscribe(session: Session, channel: str, params: Json, reply: Reply) -> No
         if pair is None or not _room(session, channel, pair.index, reply, symbol):
             continue
         sub = Subscription(
-            session.wire, channel, pair.index, base.depth, base.interval, base.trigger, snapshot,
-            account=base.account, token=base.token,
-        )  # fmt: skip
+            session.wire,
+            channel,
+            pair.index,
+            base.depth,
+            base.interval,
+            base.trigger,
+            snapshot,
+            account=base.account,
+            token=base.token,
+        )
         session.service.start(session, sub, _result(sub, symbol, params), reply)
 
 

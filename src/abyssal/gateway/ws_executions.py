@@ -41,7 +41,11 @@ if TYPE_CHECKING:
     from abyssal.runtime.exchange import Exchange
 
 ORDER_STATUS_ONLY: Final = frozenset({"new", "filled", "canceled", "expired", "trade"})
-CLOSED_EXEC: Final = {OrderStatus.closed: "filled", OrderStatus.canceled: "canceled", OrderStatus.expired: "expired"}
+CLOSED_EXEC: Final = {
+    OrderStatus.closed: "filled",
+    OrderStatus.canceled: "canceled",
+    OrderStatus.expired: "expired",
+}
 
 
 class Executions:
@@ -59,7 +63,9 @@ class Executions:
             self._seed(account)
         self._watchers[account] = self._watchers.get(account, 0) + 1
         if sub.snap_orders:
-            tracks = sorted((t for t in self._tracks.values() if t.account == account), key=lambda t: t.order_no)
+            tracks = sorted(
+                (t for t in self._tracks.values() if t.account == account), key=lambda t: t.order_no
+            )
             data = [full_entry(self.exchange, t, "new", t.status, t.opened_ns) for t in tracks]
             sub.wire.push(channel_frame("executions", "snapshot", data, sequence=sub.next_sequence()))
         if sub.snap_trades:

@@ -111,7 +111,9 @@ class Level3:
         """At a batch boundary: build the mirror if needed, send the snapshot."""
         mirror = self._mirrors.get(sub.pair)
         if mirror is None:
-            mirror = self._mirrors[sub.pair] = _Mirror(self.exchange, self.exchange.instruments.pairs[sub.pair])
+            mirror = self._mirrors[sub.pair] = _Mirror(
+                self.exchange, self.exchange.instruments.pairs[sub.pair]
+            )
         self._watchers[sub.pair] = self._watchers.get(sub.pair, 0) + 1
         if sub.snapshot:
             sub.wire.push(self._snapshot(mirror, sub.depth))
@@ -127,7 +129,11 @@ class Level3:
     def _snapshot(self, mirror: _Mirror, depth: int) -> bytes:
         data: Json = {"symbol": mirror.pair.symbol}
         for side in ("bids", "asks"):
-            data[side] = [self._row(mirror.pair, price, entry) for price, queue in mirror.sides[side].top(depth) for entry in queue]
+            data[side] = [
+                self._row(mirror.pair, price, entry)
+                for price, queue in mirror.sides[side].top(depth)
+                for entry in queue
+            ]
         data["checksum"] = mirror.checksum()
         return channel_frame("level3", "snapshot", [data])
 
@@ -202,10 +208,17 @@ class Level3:
             if changed:
                 data["checksum"] = checksum
                 data["timestamp"] = utc_text(time_ns, 9)
-                self.registry.broadcast(("level3", mirror.pair.index, depth), channel_frame("level3", "update", [data]))
+                self.registry.broadcast(
+                    ("level3", mirror.pair.index, depth), channel_frame("level3", "update", [data])
+                )
 
     def _window_rows(
-        self, mirror: _Mirror, side: str, depth: int, before: dict[tuple[str, int], Queue], bound_before: int | None
+        self,
+        mirror: _Mirror,
+        side: str,
+        depth: int,
+        before: dict[tuple[str, int], Queue],
+        bound_before: int | None,
     ) -> list[Json]:
         book_side = mirror.sides[side]
         sign, pair = book_side.sign, mirror.pair
@@ -229,10 +242,14 @@ class Level3:
             start = bisect_left(book_side.keys, bound_before + 1)
             for key in book_side.keys[start:depth]:
                 if (side, sign * key) not in before:
-                    changes.extend(self._row(pair, sign * key, e, "add") for e in book_side.queues[sign * key])
+                    changes.extend(
+                        self._row(pair, sign * key, e, "add") for e in book_side.queues[sign * key]
+                    )
         return deletes + changes
 
-    def _diff(self, pair: Pair, price: int, old: Queue, new: Queue, deletes: list[Json], changes: list[Json]) -> None:
+    def _diff(
+        self, pair: Pair, price: int, old: Queue, new: Queue, deletes: list[Json], changes: list[Json]
+    ) -> None:
         """Per-order rows turning ``old`` into ``new`` at one price, keeping queue order."""
         new_at = {entry[0]: i for i, entry in enumerate(new)}
         kept = [entry for entry in old if entry[0] in new_at]

@@ -16,8 +16,8 @@ from abyssal.core.messages import Mode
 from abyssal.gateway.ws_codec import Json, channel_frame, dec, encode, num, utc_text
 from abyssal.marketdata.candles import NS_PER_S, Candle, ohlc_ws_fields
 from abyssal.marketdata.ticker import Level, ticker_ws
-from abyssal.runtime.market import PairMarket
 from abyssal.marketdata.trades_tape import PublicTrade, trade_ws_fields
+from abyssal.runtime.market import PairMarket
 
 API_VERSION: Final = "v2"
 SERVER_VERSION: Final = "2.0.10"  # what Kraken reported in 2025 captures; clients only log it

@@ -18,16 +18,41 @@ from abyssal.gateway.ws_codec import Json
 
 ORDER_FIELDS: Final = frozenset(
     {
-        "order_type", "side", "order_qty", "symbol", "limit_price", "limit_price_type", "triggers",
-        "time_in_force", "margin", "post_only", "reduce_only", "effective_time", "expire_time", "deadline",
-        "cl_ord_id", "order_userref", "conditional", "display_qty", "fee_preference", "no_mpp", "stp_type",
-        "cash_order_qty", "validate", "sender_sub_id", "token",
+        "order_type",
+        "side",
+        "order_qty",
+        "symbol",
+        "limit_price",
+        "limit_price_type",
+        "triggers",
+        "time_in_force",
+        "margin",
+        "post_only",
+        "reduce_only",
+        "effective_time",
+        "expire_time",
+        "deadline",
+        "cl_ord_id",
+        "order_userref",
+        "conditional",
+        "display_qty",
+        "fee_preference",
+        "no_mpp",
+        "stp_type",
+        "cash_order_qty",
+        "validate",
+        "sender_sub_id",
+        "token",
     }
-)  # fmt: skip
+)
 BATCH_ORDER_FIELDS: Final = ORDER_FIELDS - {"symbol", "token", "deadline", "validate"}
 TRIGGER_FIELDS: Final = frozenset({"reference", "price", "price_type"})
 PRICE_TYPES: Final = ("static", "pct", "quote")
-STP_TYPES: Final = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest", "cancel_both": "cancel-both"}
+STP_TYPES: Final = {
+    "cancel_newest": "cancel-newest",
+    "cancel_oldest": "cancel-oldest",
+    "cancel_both": "cancel-both",
+}
 FEE_PREFERENCE: Final = {"base": "fcib", "quote": "fciq"}
 LIMIT_PRICED: Final = frozenset({"limit", "iceberg"})
 TRIGGERED_MARKET: Final = frozenset({"stop-loss", "take-profit"})

@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from abyssal.runtime.exchange import Exchange
 
 STOP_LIMITS: Final = (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
-NO_LIMIT_PRICE: Final = (OrderType.market, OrderType.stop_loss, OrderType.take_profit, OrderType.trailing_stop)
+NO_LIMIT_PRICE: Final = (
+    OrderType.market,
+    OrderType.stop_loss,
+    OrderType.take_profit,
+    OrderType.trailing_stop,
+)
 TRADE_SNAPSHOT_ROWS: Final = 50
 FEE_CURRENCY: Final = "USD"
 
@@ -66,18 +71,48 @@ class Track:
     def from_accepted(cls, e: OrderAccepted) -> Track:
         status = "pending_new" if e.status == OrderStatus.pending else "new"
         return cls(
-            e.order_no, e.account, e.pair, e.side, e.ordertype, e.volume_lots, e.price_ticks, e.stop_ticks,
-            e.display_lots, e.flags, e.tif, e.userref, e.cl_ord_id, e.ts_ns, e.start_ns, e.expire_ns, status,
-        )  # fmt: skip
+            e.order_no,
+            e.account,
+            e.pair,
+            e.side,
+            e.ordertype,
+            e.volume_lots,
+            e.price_ticks,
+            e.stop_ticks,
+            e.display_lots,
+            e.flags,
+            e.tif,
+            e.userref,
+            e.cl_ord_id,
+            e.ts_ns,
+            e.start_ns,
+            e.expire_ns,
+            status,
+        )
 
     @classmethod
     def from_order(cls, o: Order) -> Track:
         limit = o.price2_ticks if o.ordertype in STOP_LIMITS and not o.triggered else o.limit_ticks
         status = "pending_new" if o.start_ns else "partially_filled" if o.filled_lots else "new"
         track = cls(
-            o.order_no, o.account, o.pair, 0 if o.is_buy else 1, o.ordertype, o.volume_lots, limit, o.stop_ticks,
-            o.display_lots, o.flags, o.tif, o.userref, o.cl_ord_id, o.opened_ns, o.start_ns, o.expire_ns, status,
-        )  # fmt: skip
+            o.order_no,
+            o.account,
+            o.pair,
+            0 if o.is_buy else 1,
+            o.ordertype,
+            o.volume_lots,
+            limit,
+            o.stop_ticks,
+            o.display_lots,
+            o.flags,
+            o.tif,
+            o.userref,
+            o.cl_ord_id,
+            o.opened_ns,
+            o.start_ns,
+            o.expire_ns,
+            status,
+        )
         track.cum_lots, track.cum_raw, track.fee_minor = o.filled_lots, o.cost_raw, o.fee_paid_minor
         return track
 
@@ -188,13 +223,17 @@ def state_entry(ex: Exchange, t: Track, exec_type: str, time_ns: int) -> Json:
 def trade_entry(ex: Exchange, t: Track, f: Fill, maker: bool) -> Json:
     """One fill of one side (``exec_type: trade``); updates the track's cumulative figures."""
     pair = ex.instruments.pairs[t.pair]
-    fee_asset, fee_minor = (f.maker_fee_asset, f.maker_fee_minor) if maker else (f.taker_fee_asset, f.taker_fee_minor)
+    fee_asset, fee_minor = (
+        (f.maker_fee_asset, f.maker_fee_minor) if maker else (f.taker_fee_asset, f.taker_fee_minor)
+    )
     t.cum_lots += f.volume_lots
     t.cum_raw += f.cost_raw
     t.fee_minor += fee_minor
     filled = not t.flags & FLAG_VIQC and t.cum_lots >= t.volume_lots
     t.status = "filled" if filled else "partially_filled"
-    return _trade(ex, t, pair, f.pair, f.trade_no, f.price_ticks, f.volume_lots, maker, fee_asset, fee_minor, f.ts_ns)
+    return _trade(
+        ex, t, pair, f.pair, f.trade_no, f.price_ticks, f.volume_lots, maker, fee_asset, fee_minor, f.ts_ns
+    )
 
 
 def _trade(
@@ -217,7 +256,12 @@ def _trade(
         "order_status": t.status,
         "timestamp": utc_text(time_ns),
         "fee_usd_equiv": fee_usd(ex, fee_asset, fee_minor),
-        "fees": [{"asset": ex.instruments.assets[fee_asset].code, "qty": num(fee_minor, ex.instruments.assets[fee_asset].decimals)}],
+        "fees": [
+            {
+                "asset": ex.instruments.assets[fee_asset].code,
+                "qty": num(fee_minor, ex.instruments.assets[fee_asset].decimals),
+            }
+        ],
     }
     if t.cl_ord_id:
         entry["cl_ord_id"] = t.cl_ord_id
@@ -261,7 +305,24 @@ def trade_snapshot_rows(ex: Exchange, account: int, limits: list[int]) -> list[J
         .fetchall()
     )
     out: list[Json] = []
-    for pair_i, trade_no, order_no, price, volume, fee_asset, fee, maker, ts, side, otype, userref, cl_id, status, flags, lots in reversed(rows):  # noqa: E501
+    for (
+        pair_i,
+        trade_no,
+        order_no,
+        price,
+        volume,
+        fee_asset,
+        fee,
+        maker,
+        ts,
+        side,
+        otype,
+        userref,
+        cl_id,
+        status,
+        flags,
+        lots,
+    ) in reversed(rows):
         pair = ex.instruments.pairs[pair_i]
         t = Track(order_no, account, pair_i, side, otype, lots, 0, 0, 0, flags, 0, userref, cl_id, ts, 0, 0)
         t.status = "filled" if status == OrderStatus.closed else "partially_filled"

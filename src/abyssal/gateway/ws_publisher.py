@@ -53,7 +53,7 @@ class Publisher:
         self.views = [BookView(p.pair_decimals, p.lot_decimals) for p in self.instruments.pairs]
         self._touched: dict[int, dict[tuple[BookSide, int], None]] = {}
         self._trades: dict[int, list[PublicTrade]] = {}
-        self._changed_ns: dict[int, int] = {}  # pair -> newest change time in the pending round
+        self._changed_ns: dict[int, int] = {}  # pair -> oldest change time in the pending round
         self._bbo: dict[int, tuple[object, object]] = {}
         self._round_wanted = False
         self.stats = RoundStats()
@@ -73,7 +73,7 @@ class Publisher:
         touched = self._touched.setdefault(pair, {})
         for side, price, _ in changes:
             touched[(side, price)] = None
-        self._changed_ns[pair] = time.time_ns()
+        self._changed_ns.setdefault(pair, time.time_ns())  # the oldest change a round carries
         self._want_round()
 
     def on_trades(self, pair: int, trades: list[PublicTrade]) -> None:
@@ -117,18 +117,22 @@ class Publisher:
             update = updates[depth]
             if update.empty:
                 continue  # Kraken sends nothing when a window did not change
-            frame = ws_market.book_frame(pm.pair, "update", update.asks, update.bids, update.checksum, time_ns)
+            frame = ws_market.book_frame(
+                pm.pair, "update", update.asks, update.bids, update.checksum, time_ns
+            )
             self._broadcast(("book", pair, depth), frame)
 
     def _publish_trades(self, pair: int, trades: list[PublicTrade], now: int) -> None:
         pm = self.market.pairs[pair]
         shared: Out | None = None
+        first_id = trades[0].trade_id
         for sub in self.registry.members(("trade", pair)):
-            fresh = [t for t in trades if t.trade_id > sub.after_trade_id]
-            if len(fresh) == len(trades):
+            if sub.after_trade_id < first_id:
                 shared = shared or Out(ws_market.trade_frame(pm.pair, "update", trades))
                 self._deliver(sub, shared)
-            elif fresh:  # joined during this round: its snapshot already had the rest
+                continue
+            fresh = [t for t in trades if t.trade_id > sub.after_trade_id]
+            if fresh:  # joined during this round: its snapshot already had the rest
                 self._deliver(sub, ws_market.trade_frame(pm.pair, "update", fresh))
         if self.registry.has(("ticker", pair, "trades")):
             self._broadcast(("ticker", pair, "trades"), ws_market.ticker_frame(pm, "update", now))
@@ -161,7 +165,9 @@ class Publisher:
     # -- snapshots (called when a subscription starts) -------------------------------------------
     def book_snapshot(self, pair: int, depth: int) -> bytes:
         snap = self.views[pair].snapshot(depth)
-        return ws_market.book_frame(self.instruments.pairs[pair], "snapshot", snap.asks, snap.bids, snap.checksum)
+        return ws_market.book_frame(
+            self.instruments.pairs[pair], "snapshot", snap.asks, snap.bids, snap.checksum
+        )
 
     def trade_snapshot(self, pair: int) -> tuple[bytes, int]:
         """The last 50 trades and the newest trade id (0 when the pair never traded)."""

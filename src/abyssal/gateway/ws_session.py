@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 FRAME_BYTES_MAX: Final = 64 * 1024  # a batch_add of 15 orders is about 5 KiB
 REQUESTS_PER_S: Final = 50.0  # sustained, per connection (token bucket)
 REQUESTS_BURST: Final = 100
-REFUSALS_BEFORE_CLOSE: Final = 200  # refused requests in a row before the connection is closed
+REFUSALS_MAX: Final = 200  # refused requests within REFUSALS_WINDOW_S before the connection is closed
+REFUSALS_WINDOW_S: Final = 10.0
 TRADING_IN_FLIGHT_MAX: Final = 64
 FLOOD_CODE: Final = 1008
 FLOOD_REASON: Final = "request flood: too many requests refused"
@@ -44,6 +45,7 @@ class Session:
         self._allowance = float(REQUESTS_BURST)
         self._allowance_at = time.monotonic()
         self._refusals = 0
+        self._refusals_since = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
 
@@ -56,7 +58,9 @@ class Session:
             self._refuse(Reply("", None, time_in_ns), TOO_MANY_REQUESTS)
             return
         if len(data) > FRAME_BYTES_MAX:
-            self._refuse(Reply("", None, time_in_ns), f"EGeneral:Invalid arguments:frame over {FRAME_BYTES_MAX} bytes")
+            self._refuse(
+                Reply("", None, time_in_ns), f"EGeneral:Invalid arguments:frame over {FRAME_BYTES_MAX} bytes"
+            )
             return
         try:
             request = decode_request(data)
@@ -75,7 +79,6 @@ class Session:
         if not isinstance(params, dict):
             self._refuse(reply, "EGeneral:Invalid arguments:params")
             return
-        self._refusals = 0
         if method == "ping":
             if "params" in request:
                 self.send(reply.error("Unsupported field: 'params' for the given msg type: ping"))
@@ -96,9 +99,13 @@ class Session:
         return True
 
     def _refuse(self, reply: Reply, text: str) -> None:
+        """Answer a request that was not served; many of them in a short time close the connection."""
         self.send(reply.error(text))
+        now = time.monotonic()
+        if now - self._refusals_since > REFUSALS_WINDOW_S:
+            self._refusals, self._refusals_since = 0, now
         self._refusals += 1
-        if self._refusals >= REFUSALS_BEFORE_CLOSE:
+        if self._refusals >= REFUSALS_MAX:
             self.wire.close(FLOOD_CODE, FLOOD_REASON)
 
     def _start_trading(self, method: str, params: Json, reply: Reply) -> None:

@@ -188,10 +188,23 @@ def _static_price(params: Json, name: str, type_name: str) -> Decimal | None:
 async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply) -> list[bytes]:
     check_fields(
         params,
-        frozenset({"order_id", "cl_ord_id", "order_qty", "display_qty", "limit_price", "limit_price_type",
-                   "post_only", "trigger_price", "trigger_price_type", "deadline", "token"}),
+        frozenset(
+            {
+                "order_id",
+                "cl_ord_id",
+                "order_qty",
+                "display_qty",
+                "limit_price",
+                "limit_price_type",
+                "post_only",
+                "trigger_price",
+                "trigger_price_type",
+                "deadline",
+                "token",
+            }
+        ),
         "amend order",
-    )  # fmt: skip
+    )
     now = time.time_ns()
     _check_deadline(params, now)
     order_no = _order_no(session, key, params)
@@ -204,13 +217,15 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
         raise invalid("post_only")
     bad_price = "EOrder:Invalid price:Invalid price argument"
     command = AmendOrder(
-        ts_ns=now, account=key.account, order_no=order_no,
+        ts_ns=now,
+        account=key.account,
+        order_no=order_no,
         order_qty_lots=lots(pair, qty, "order_qty") if qty is not None else -1,
         display_lots=lots(pair, display, "display_qty") if display is not None else -1,
         limit_price_ticks=ticks(pair, limit, bad_price) if limit is not None else -1,
         trigger_price_ticks=ticks(pair, trigger, bad_price) if trigger is not None else -1,
         post_only=post_only,
-    )  # fmt: skip
+    )
     events = await _execute(session, command)
     _raise_rejected(events)
     amend_no = next((e.amend_no for e in events if isinstance(e, OrderAmended)), 0)
@@ -223,10 +238,26 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
 async def edit_order(session: Session, key: ApiKey, params: Json, reply: Reply) -> list[bytes]:
     check_fields(
         params,
-        frozenset({"order_id", "symbol", "order_qty", "limit_price", "display_qty", "fee_preference", "no_mpp",
-                   "order_userref", "post_only", "reduce_only", "triggers", "deadline", "validate", "token"}),
+        frozenset(
+            {
+                "order_id",
+                "symbol",
+                "order_qty",
+                "limit_price",
+                "display_qty",
+                "fee_preference",
+                "no_mpp",
+                "order_userref",
+                "post_only",
+                "reduce_only",
+                "triggers",
+                "deadline",
+                "validate",
+                "token",
+            }
+        ),
         "edit order",
-    )  # fmt: skip
+    )
     now = time.time_ns()
     _check_deadline(params, now)
     if not isinstance(params.get("order_id"), str):
@@ -240,7 +271,11 @@ async def edit_order(session: Session, key: ApiKey, params: Json, reply: Reply) 
         raise ParamError("EQuery:Unknown asset pair")
     if named is not pair:
         raise invalid("symbol")
-    qty, display, limit = number(params, "order_qty"), number(params, "display_qty"), number(params, "limit_price")
+    qty, display, limit = (
+        number(params, "order_qty"),
+        number(params, "display_qty"),
+        number(params, "limit_price"),
+    )
     userref = params.get("order_userref")
     if userref is not None and (isinstance(userref, bool) or not isinstance(userref, int)
                                 or not INT32_MIN <= userref <= INT32_MAX):  # fmt: skip
@@ -251,14 +286,18 @@ async def edit_order(session: Session, key: ApiKey, params: Json, reply: Reply) 
     if params.get("reduce_only"):
         raise invalid("reduce_only")
     command = EditOrder(
-        ts_ns=now, account=key.account, order_no=order_no,
+        ts_ns=now,
+        account=key.account,
+        order_no=order_no,
         volume_lots=lots(pair, qty, "order_qty") if qty is not None else -1,
         display_lots=lots(pair, display, "display_qty") if display is not None else -1,
-        price_ticks=ticks(pair, limit, "EOrder:Invalid price:Invalid price argument") if limit is not None else -1,
+        price_ticks=ticks(pair, limit, "EOrder:Invalid price:Invalid price argument")
+        if limit is not None
+        else -1,
         post_only=int(params["post_only"]) if "post_only" in params else -1,
         userref=userref if userref is not None and userref >= 0 else -1,
         validate=bool(params.get("validate", False)),
-    )  # fmt: skip
+    )
     events = await _execute(session, command)
     _raise_rejected(events)
     accepted = _accepted(events)
@@ -270,7 +309,11 @@ def _str_list(params: Json, name: str) -> list[str]:
     value = params.get(name, [])
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or len(value) > CANCEL_IDS_MAX or not all(isinstance(v, str) for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) > CANCEL_IDS_MAX
+        or not all(isinstance(v, str) for v in value)
+    ):
         raise invalid(name)
     return value
 
@@ -300,14 +343,21 @@ async def cancel_order(session: Session, key: ApiKey, params: Json, reply: Reply
     acct = session.service.exchange.engine.s.accounts.get(key.account)
     by_cl = {cl: acct.cl_ids.get(cl, 0) if acct is not None else 0 for cl in cl_ids}
     command = CancelOrders(
-        ts_ns=time.time_ns(), account=key.account, order_nos=[n for n in numbers.values() if n],
-        cl_ord_ids=cl_ids, userrefs=userrefs,
-    )  # fmt: skip
+        ts_ns=time.time_ns(),
+        account=key.account,
+        order_nos=[n for n in numbers.values() if n],
+        cl_ord_ids=cl_ids,
+        userrefs=userrefs,
+    )
     events = await _execute(session, command)
     _raise_rejected(events)
     closed = _closed(events)
-    frames = [reply.ok({"order_id": t}) if numbers[t] in closed else reply.error(UNKNOWN_ORDER) for t in order_ids]
-    frames += [reply.ok({"cl_ord_id": c}) if by_cl[c] in closed else reply.error(UNKNOWN_ORDER) for c in cl_ids]
+    frames = [
+        reply.ok({"order_id": t}) if numbers[t] in closed else reply.error(UNKNOWN_ORDER) for t in order_ids
+    ]
+    frames += [
+        reply.ok({"cl_ord_id": c}) if by_cl[c] in closed else reply.error(UNKNOWN_ORDER) for c in cl_ids
+    ]
     named = set(numbers.values()) | set(by_cl.values())
     frames += [reply.ok({"order_id": ids.order_id(n)}) for n in closed if n not in named]  # by userref
     return frames or [reply.error(UNKNOWN_ORDER)]

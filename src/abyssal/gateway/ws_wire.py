@@ -25,7 +25,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import structlog
 
@@ -36,7 +36,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 SEND_BUFFER_BYTES_MAX: Final = 4 * 1024 * 1024  # per connection, ours + the transport's
 SEND_BUFFER_BYTES_HARD_MAX: Final = 2 * SEND_BUFFER_BYTES_MAX  # beyond it: closed at once
 SEND_BUFFER_FULL_S_MAX: Final = 2.0  # how long a connection may stay above the soft limit
-WIRES_PER_SLICE: Final = 64  # connections flushed per event-loop turn
+WIRES_PER_SLICE: Final = 128  # connections flushed per event-loop turn (about 0.3 ms of writes)
 CLOSE_TIMEOUT_S: Final = 5.0  # a close that cannot be written by then aborts the transport
 SLOW_CONSUMER_CODE: Final = 1008
 SLOW_CONSUMER_REASON: Final = "send buffer full: the client does not read fast enough"
@@ -85,9 +85,12 @@ def direct_transport(send: Send) -> asyncio.Transport | None:
         return None
     conn = getattr(proto, "conn", None)
     transport = getattr(proto, "transport", None)
-    if conn is None or not isinstance(transport, asyncio.Transport) or getattr(conn, "extensions", True):
+    if conn is None or getattr(conn, "extensions", True):
         return None  # compressed (or unknown) connections need the protocol to frame them
-    return transport
+    # uvloop's transports are not registered as asyncio.Transport subclasses: check the methods used
+    if not all(hasattr(transport, m) for m in ("write", "get_write_buffer_size", "is_closing", "abort")):
+        return None
+    return cast(asyncio.Transport, transport)
 
 
 class Flusher:
@@ -180,18 +183,17 @@ class Wire:
         """Queue one frame; never awaits. A closed wire drops it."""
         if self.closed:
             return
-        frame = out if isinstance(out, Out) else Out(out)
+        frame = out if type(out) is Out else Out(out)  # type: ignore[arg-type]
         self._frames.append(frame)
-        self.queued_bytes += len(frame)
-        self.last_sent_s = time.monotonic()
-        if self.check_full():
-            return
+        self.queued_bytes += len(frame.payload)
         if not self.scheduled:
             self.scheduled = True
             if self.transport is not None:
                 self._flusher.schedule(self)
             else:
                 self._ready.set()
+        if self.transport is None and self.queued_bytes > SEND_BUFFER_BYTES_MAX:
+            self.check_full()  # the direct path checks after each write instead
 
     def check_full(self) -> bool:
         """Close the wire when its buffer stayed full too long (True when it was closed)."""
@@ -218,15 +220,15 @@ class Wire:
             self._drop()
             return
         frames = self._frames
-        if len(frames) == 1:
-            data = frames[0].framed()
-        else:
-            data = b"".join([f.framed() for f in frames])
+        data = frames[0].framed() if len(frames) == 1 else b"".join([f.framed() for f in frames])
         self.frames_sent += len(frames)
         self.bytes_sent += len(data)
+        self.last_sent_s = time.monotonic()
         frames.clear()
         self.queued_bytes = 0
         transport.write(data)
+        if self.full_since is not None or transport.get_write_buffer_size() > SEND_BUFFER_BYTES_MAX:
+            self.check_full()
 
     async def _asgi_writer(self) -> None:
         """ASGI path: one ``send`` per frame, in order, until the wire closes."""
@@ -241,6 +243,7 @@ class Wire:
                     await self._send({"type": "websocket.send", "text": frame.text()})
                     self.frames_sent += 1
                     self.bytes_sent += len(frame)
+                    self.last_sent_s = time.monotonic()
         except OSError:  # uvicorn's ClientDisconnected: the reader side notices too
             self._drop()
 

@@ -2,7 +2,8 @@
 
 ``ABYSSAL_FAULT=relay.after_publish_before_mark:exit`` makes the process ``os._exit(137)`` the
 first time the relay reaches that point; ``...:sleep_ms=2000`` sleeps there instead (async points
-only); ``...:raise`` raises ``FaultInjected`` (in-process tests of rollback paths). Several points may be armed, separated by commas. Production never sets the variable.
+only); ``...:raise`` raises ``FaultInjected`` (in-process tests of rollback paths). Several points
+may be armed, separated by commas. Production never sets the variable.
 """
 
 from __future__ import annotations

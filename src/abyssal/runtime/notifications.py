@@ -99,8 +99,9 @@ class Notifier:
             self._loop_task.cancel()
         for t in list(self._tasks):
             t.cancel()
-        await asyncio.gather(*([self._loop_task] if self._loop_task else []), *self._tasks,
-                             return_exceptions=True)  # fmt: skip
+        await asyncio.gather(
+            *([self._loop_task] if self._loop_task else []), *self._tasks, return_exceptions=True
+        )
 
     async def _deliver_forever(self) -> None:
         while True:
@@ -109,8 +110,9 @@ class Notifier:
             except Exception as exc:
                 log.error("webhook_loop_failed", error=repr(exc))
             self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                async with asyncio.timeout(POLL_INTERVAL_S):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
 
@@ -137,11 +139,11 @@ class Notifier:
                 now = time.time_ns()
                 if error is None:
                     await self.blocking(self.store.delivered, d.id, now)
-                    log.info("webhook_delivered", event_id=d.event_id, webhook=d.webhook_id, attempt=attempt)
+                    log.info("webhook_delivered", ref=d.event_id, url=d.url, count=attempt)
                     return
                 if attempt >= self.attempts_max:
                     await self.blocking(self.store.failed, d.id, error, None)
-                    log.warning("webhook_dead_lettered", event_id=d.event_id, webhook=d.webhook_id, error=error)
+                    log.warning("webhook_dead_lettered", ref=d.event_id, url=d.url, error=error)
                     return
                 pause = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s, self.rng)
                 await self.blocking(self.store.failed, d.id, error, now + int(pause * 10**9))
@@ -159,7 +161,8 @@ class Notifier:
             "Abyssal-Signature": signature(d.secret, ts, d.payload),
         }
         try:
-            status = await asyncio.wait_for(self.send(d.url, d.payload, headers, self.timeout_s), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                status = await self.send(d.url, d.payload, headers, self.timeout_s)
         except TimeoutError:
             return f"timeout after {self.timeout_s}s"
         except Exception as exc:

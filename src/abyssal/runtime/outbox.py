@@ -26,6 +26,7 @@ POLL_INTERVAL_S = 0.02
 RETRY_PAUSE_S_MAX = 5.0
 RETENTION_S = 3_600
 PURGE_ROWS_MAX = 10_000
+PURGE_INTERVAL_S = 60.0
 
 
 class OutboxRelay:
@@ -82,13 +83,17 @@ class OutboxRelay:
                 log.warning("outbox_publish_failed", error=repr(exc))
                 count = 0
                 pause = min(pause * 2, RETRY_PAUSE_S_MAX)
-            if time.monotonic() - last_purge > 60:
+            if time.monotonic() - last_purge > PURGE_INTERVAL_S:
                 last_purge = time.monotonic()
                 cutoff = time.time_ns() - int(self.retention_s * 10**9)
-                await self.blocking(self.store.purge_published, cutoff, PURGE_ROWS_MAX)
+                try:
+                    await self.blocking(self.store.purge_published, cutoff, PURGE_ROWS_MAX)
+                except Exception as exc:  # cleanup may wait for the next round
+                    log.warning("outbox_purge_failed", error=repr(exc))
             if count < self.batch_rows_max:
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), pause)
+                try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                    async with asyncio.timeout(pause):
+                        await self.wake.wait()
                 except TimeoutError:
                     pass

@@ -114,24 +114,35 @@ class PaymentService:
         work: Callable[[IdempotencyClaim], Awaitable[Answer]],
     ) -> Answer:
         gate = (tenant, source, key)
-        for attempt in range(2):
-            claim = await self.blocking(
-                self.store.claim, tenant, source, key, fp, self.owner, self.clock_ns(), STALE_LOCK_NS
-            )
-            if claim.outcome == "mismatch":
-                return self._refusal("idempotency_key_mismatch")
-            if claim.outcome == "replay":
-                return Answer(claim.response_code, claim.response_body, True)
-            if claim.outcome == "in_flight":
-                event = self._in_flight.get(gate)
-                if event is None or attempt:
-                    break
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.in_flight_wait_s
+        while True:
+            leader = self._in_flight.get(gate)
+            if leader is not None:  # a twin in this process is running it: wait, then replay
                 try:
-                    await asyncio.wait_for(event.wait(), self.in_flight_wait_s)
+                    async with asyncio.timeout_at(deadline):
+                        await leader.wait()
                 except TimeoutError:
                     break
                 continue
+            # no await between the check and this line: exactly one local leader per key
             done = self._in_flight[gate] = asyncio.Event()
+            try:
+                claim = await self.blocking(
+                    self.store.claim, tenant, source, key, fp, self.owner, self.clock_ns(), STALE_LOCK_NS
+                )
+            except BaseException:
+                self._in_flight.pop(gate, None)
+                done.set()
+                raise
+            if claim.outcome in ("mismatch", "replay", "in_flight"):
+                self._in_flight.pop(gate, None)
+                done.set()
+                if claim.outcome == "mismatch":
+                    return self._refusal("idempotency_key_mismatch")
+                if claim.outcome == "replay":
+                    return Answer(claim.response_code, claim.response_body, True)
+                break  # in flight elsewhere (another process, or a lock not yet stale)
             task = asyncio.create_task(self._guarded(work, claim, gate, done))
             self._work.add(task)
             task.add_done_callback(self._work.discard)
@@ -147,9 +158,12 @@ class PaymentService:
     ) -> Answer:
         try:
             return await work(claim)
-        except EngineRefused as refused:  # busy or unavailable: never began, a retry may run it
-            await self.blocking(self.store.release_key, claim.key_id)
+        except EngineRefused as refused:  # busy or unavailable: not stored, a retry resumes it
+            await self.blocking(self.store.unlock_key, claim.key_id)
             return self._refusal(refused.code)
+        except BaseException:  # a fault mid-way: the next retry resumes from what was committed
+            await asyncio.shield(self.blocking(self.store.unlock_key, claim.key_id))
+            raise
         finally:
             self._in_flight.pop(gate, None)
             done.set()
@@ -203,27 +217,66 @@ class PaymentService:
         return answer
 
     def _opening(self, new: NewPayment, now: int) -> PaymentRecord:
-        return PaymentRecord(0, new.refid, new.kind, new.account, new.asset, new.amount_minor, 0, new.status,
-                             1, new.method, new.withdraw_key, new.address, new.reference, "", new.trace_id,
-                             now, now)  # fmt: skip
+        return PaymentRecord(
+            0,
+            new.refid,
+            new.kind,
+            new.account,
+            new.asset,
+            new.amount_minor,
+            0,
+            new.status,
+            1,
+            new.method,
+            new.withdraw_key,
+            new.address,
+            new.reference,
+            "",
+            new.trace_id,
+            now,
+            now,
+        )
 
     # -- deposits ----------------------------------------------------------------------------
     async def capture_deposit(
-        self, tenant: int, source: str, key: str, asset: int, amount_minor: int, reference: str = "",
+        self,
+        tenant: int,
+        source: str,
+        key: str,
+        asset: int,
+        amount_minor: int,
+        reference: str = "",
         trace_id: str = "",
-    ) -> Answer:  # fmt: skip
+    ) -> Answer:
         assert amount_minor > 0 and 0 <= asset < len(self.ins.assets)
-        fp = records.fingerprint("deposit", {"asset": asset, "amount_minor": amount_minor, "reference": reference})
+        fp = records.fingerprint(
+            "deposit", {"asset": asset, "amount_minor": amount_minor, "reference": reference}
+        )
 
         async def work(claim: IdempotencyClaim) -> Answer:
             p = await self._existing(claim)
             if p is None:
                 refid = records.make_refid(tenant, source, key)
-                new = NewPayment(refid, "deposit", tenant, asset, amount_minor, "pending", reference=reference,
-                                 method=self.deposit_method(asset), trace_id=trace_id)  # fmt: skip
+                new = NewPayment(
+                    refid,
+                    "deposit",
+                    tenant,
+                    asset,
+                    amount_minor,
+                    "pending",
+                    reference=reference,
+                    method=self.deposit_method(asset),
+                    trace_id=trace_id,
+                )
                 now = self.clock_ns()
-                opened = await self.blocking(self.store.open_payment, claim.key_id, new, None,
-                                             records.payment_event(self.ins, self._opening(new, now)), now)  # fmt: skip
+                opened = await self.blocking(
+                    self.store.open_payment,
+                    claim.key_id,
+                    new,
+                    None,
+                    records.payment_event(self.ins, self._opening(new, now)),
+                    now,
+                )
                 assert isinstance(opened, PaymentRecord)
                 p = opened
             elif p.status != "pending":
@@ -253,19 +306,28 @@ class PaymentService:
 
     # -- withdrawals -------------------------------------------------------------------------
     async def request_withdrawal(
-        self, tenant: int, source: str, key: str, asset: int, amount_minor: int, withdraw_key: str,
-        address: str = "", trace_id: str = "",
-    ) -> Answer:  # fmt: skip
+        self,
+        tenant: int,
+        source: str,
+        key: str,
+        asset: int,
+        amount_minor: int,
+        withdraw_key: str,
+        address: str = "",
+        trace_id: str = "",
+    ) -> Answer:
         assert amount_minor > 0 and 0 <= asset < len(self.ins.assets)
         fp = records.fingerprint(
-            "withdrawal", {"asset": asset, "amount_minor": amount_minor, "key": withdraw_key, "address": address}
+            "withdrawal",
+            {"asset": asset, "amount_minor": amount_minor, "key": withdraw_key, "address": address},
         )
 
         async def work(claim: IdempotencyClaim) -> Answer:
             p = await self._existing(claim)
             if p is None:
-                opened = await self._open_withdrawal(claim, tenant, source, key, asset, amount_minor,
-                                                     withdraw_key, address, trace_id)  # fmt: skip
+                opened = await self._open_withdrawal(
+                    claim, tenant, source, key, asset, amount_minor, withdraw_key, address, trace_id
+                )
                 if isinstance(opened, Answer):
                     return opened
                 p = opened
@@ -274,10 +336,14 @@ class PaymentService:
             elif await self.blocking(self.store.hold_pending, p.refid):
                 return (await self._move(p, "held", "", claim.key_id))[1]
             await faults.apoint("payments.before_engine")
-            events = await self._run(WithdrawHold(self.clock_ns(), p.account, p.asset, p.amount_minor, p.refid))
+            events = await self._run(
+                WithdrawHold(self.clock_ns(), p.account, p.asset, p.amount_minor, p.refid)
+            )
             rejected = _rejection(events)
             if rejected is not None and rejected.reason != Reject.duplicate_reference:
-                code = "insufficient_funds" if rejected.reason == Reject.insufficient_funds else "invalid_amount"
+                code = (
+                    "insufficient_funds" if rejected.reason == Reject.insufficient_funds else "invalid_amount"
+                )
                 return (await self._move(p, "failed", code, claim.key_id, refusal=code))[1]
             await faults.apoint("payments.after_engine")
             return (await self._move(p, "held", "", claim.key_id))[1]
@@ -285,9 +351,17 @@ class PaymentService:
         return await self._idempotent(tenant, source, key, fp, work)
 
     async def _open_withdrawal(
-        self, claim: IdempotencyClaim, tenant: int, source: str, key: str, asset: int, amount_minor: int,
-        withdraw_key: str, address: str, trace_id: str,
-    ) -> PaymentRecord | Answer:  # fmt: skip
+        self,
+        claim: IdempotencyClaim,
+        tenant: int,
+        source: str,
+        key: str,
+        asset: int,
+        amount_minor: int,
+        withdraw_key: str,
+        address: str,
+        trace_id: str,
+    ) -> PaymentRecord | Answer:
         keys = await self.blocking(self.store.withdraw_keys, tenant)
         found = next(((m, a) for s, n, m, a in keys if s == asset and n == withdraw_key), None)
         if found is None:
@@ -299,14 +373,30 @@ class PaymentService:
         try:
             limit = await self.blocking(self.limit_window, tenant, asset, now)
         except calendar.CalendarMissing as missing:  # an operator's gap, not the client's: not stored
-            log.error("calendar_missing", calendar=missing.calendar, day=missing.day.isoformat())
+            log.error("calendar_missing", reason=str(missing))
             await self.blocking(self.store.release_key, claim.key_id)
             return self._refusal("calendar_missing")
         refid = records.make_refid(tenant, source, key)
-        new = NewPayment(refid, "withdrawal", tenant, asset, amount_minor, "requested", method, withdraw_key,
-                         key_address, trace_id=trace_id)  # fmt: skip
-        opened = await self.blocking(self.store.open_payment, claim.key_id, new, limit,
-                                     records.payment_event(self.ins, self._opening(new, now)), now)  # fmt: skip
+        new = NewPayment(
+            refid,
+            "withdrawal",
+            tenant,
+            asset,
+            amount_minor,
+            "requested",
+            method,
+            withdraw_key,
+            key_address,
+            trace_id=trace_id,
+        )
+        opened = await self.blocking(
+            self.store.open_payment,
+            claim.key_id,
+            new,
+            limit,
+            records.payment_event(self.ins, self._opening(new, now)),
+            now,
+        )
         if isinstance(opened, str):
             return await self._finish_refused(claim.key_id, opened)
         return opened  # type: ignore[no-any-return]
@@ -323,7 +413,9 @@ class PaymentService:
         start, end = calendar.window(now_ns, zone, cutoff_minute, days, cal)
         return LimitWindow(start, end, limit)
 
-    async def resolve(self, account: int | None, refid: str, to: str, reason: str = "") -> PaymentRecord | str:
+    async def resolve(
+        self, account: int | None, refid: str, to: str, reason: str = ""
+    ) -> PaymentRecord | str:
         """Move a withdrawal forward (admin, API cancel, auto-settle); returns it or a refusal code."""
         if account is not None:
             p = await self.blocking(self.store.payment_by_refid, account, refid)
@@ -349,7 +441,7 @@ class PaymentService:
         events = await self._run(cmd(self.clock_ns(), p.account, p.refid))
         rejected = _rejection(events)
         if rejected is not None:  # already resolved (a reconcile got there first): at most once
-            log.info("withdrawal_hold_already_resolved", refid=p.refid, status=p.status)
+            log.info("withdrawal_hold_already_resolved", ref=p.refid, reason=p.status)
 
     # -- recovery and the sandbox's auto-settle ----------------------------------------------
     async def reconcile(self) -> int:
@@ -371,7 +463,7 @@ class PaymentService:
                 continue
             fixed += 1
         if fixed:
-            log.info("payments_reconciled", fixed=fixed)
+            log.info("payments_reconciled", count=fixed)
         return fixed
 
     def start(self) -> None:
@@ -390,8 +482,9 @@ class PaymentService:
             try:
                 _, _, _, auto_ms = await self.blocking(self.store.settings)
                 if auto_ms > 0:
-                    due = await self.blocking(self.store.held_before, self.clock_ns() - auto_ms * 10**6,
-                                              SETTLE_BATCH_MAX)  # fmt: skip
+                    due = await self.blocking(
+                        self.store.held_before, self.clock_ns() - auto_ms * 10**6, SETTLE_BATCH_MAX
+                    )
                     for p in due:
                         await self.resolve(p.account, p.refid, "completed", "auto-settle")
             except Exception as exc:  # the loop must outlive a bad row or a busy engine

@@ -28,8 +28,8 @@ from abyssal.core.messages import (
     OrderClosed,
     OrderStarted,
     OrderTriggered,
-    Withdrawn,
     WithdrawHeld,
+    Withdrawn,
     WithdrawPosted,
     WithdrawVoided,
 )

@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import msgspec
 import structlog
@@ -71,11 +72,30 @@ class _Item:
         self.trace = trace  # the submitting request's trace: its id goes into the command's log record
 
 
-def _timed_write(store: Store, record: BatchRecord) -> tuple[int, int]:
-    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch."""
+def _timed_write(store: Store, record: BatchRecord, engine: Engine | None) -> tuple[int, int]:
+    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch.
+
+    With ``engine`` given, the batch carries a snapshot of it, taken here (the sequencer applies
+    nothing until this batch is committed).
+    """
+    if engine is not None:
+        from abyssal.core.snapshot import snapshot
+
+        blob = snapshot(engine)
+        record.snapshot = (record.snapshot_due, hashlib.sha256(blob).hexdigest(), blob)
     start_ns = time.time_ns()
     store.write_batch(record)
     return start_ns, time.time_ns()
+
+
+@dataclass(slots=True)
+class _Inflight:
+    items: list[_Item]
+    record: BatchRecord
+    results: list[tuple[int, Command, list[Event]]]
+    write: asyncio.Future[tuple[int, int]]
+    apply_ns: int
+    batch_start_ns: int
 
 
 class Sequencer:
@@ -104,6 +124,7 @@ class Sequencer:
         self.closing = False  # graceful shutdown began: intake is closed
         self.committed_seq = next_seq - 1  # the last durable command (the engine may be ahead after a fault)
         self._in_batch = False
+        self._inflight: _Inflight | None = None  # the batch being committed while the next is applied
         self._pair_names = [p.id for p in engine.s.instruments.pairs]
         self.intake_queue_max = intake_queue_max
         self.listeners: list[BatchListener] = []
@@ -122,9 +143,9 @@ class Sequencer:
         self.closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while (self._in_batch or not self._queue.empty()) and not self.failed and loop.time() < deadline:
+        while self._busy() and not self.failed and loop.time() < deadline:
             await asyncio.sleep(STOP_POLL_S)
-        finished = not self._in_batch and self._queue.empty()
+        finished = not self._busy()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -137,6 +158,9 @@ class Sequencer:
         elif not finished:
             log.error("shutdown_incomplete", queue_depth=self._queue.qsize(), seq=self.next_seq - 1)
         self._writer.shutdown(wait=True)
+
+    def _busy(self) -> bool:
+        return self._in_batch or self._inflight is not None or not self._queue.empty()
 
     async def _write_final_snapshot(self) -> None:
         """A snapshot at the last committed seq, so the next start replays nothing."""
@@ -191,8 +215,18 @@ class Sequencer:
                     self.submit(Tick(ts_ns=time.time_ns()))
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Apply batch N+1 while batch N commits (one batch in flight), acknowledge in order.
+
+        A batch that carries a snapshot is committed before anything else is applied: the
+        writer thread serialises the engine, which must not change meanwhile.
+        """
         while True:
+            if self._inflight is not None and self._queue.empty():
+                await self._finish(self._inflight)  # nothing to overlap with: settle it
+                self._inflight = None
+                if self.failed:
+                    return
+                continue
             items = [await self._queue.get()]
             self._in_batch = True
             while len(items) < self.batch_commands_max and not self._queue.empty():
@@ -201,33 +235,53 @@ class Sequencer:
             apply_start = time.perf_counter_ns()
             record, results = self._apply(items)
             apply_ns = time.perf_counter_ns() - apply_start
+            if self._inflight is not None:
+                await self._finish(self._inflight)
+                if self.failed:
+                    self._fail(items)
+                    return
+            write = asyncio.get_running_loop().run_in_executor(
+                self._writer, _timed_write, self.store, record, self.engine if record.snapshot_due else None
+            )
+            self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
+            if record.snapshot_due:
+                await self._finish(self._inflight)
+                self._inflight = None
+                if self.failed:
+                    return
+
+    async def _finish(self, b: _Inflight) -> None:
+        """Wait for a batch's commit, then acknowledge it and tell the listeners."""
+        try:
+            commit_window = await b.write
+        except Exception as exc:  # storage fault: fail-stop
+            self.failed = True
+            log.error("batch_commit_failed", error=repr(exc), first_seq=b.record.first_seq)
+            self._fail(b.items)
+            return
+        self.batches_committed += 1
+        self.commands_committed += len(b.items)
+        self.committed_seq = b.results[-1][0]
+        try:
+            observe_batch(b.results, [item.trace for item in b.items], self._pair_names, apply_ns=b.apply_ns,
+                          commit_window_ns=commit_window, batch_start_ns=b.batch_start_ns)  # fmt: skip
+        except Exception as exc:  # telemetry must never stop the exchange
+            log.error("observe_batch_failed", error=repr(exc), first_seq=b.record.first_seq)
+        for item, (_, _, events) in zip(b.items, b.results, strict=True):
+            if not item.future.done():
+                item.future.set_result(events)
+        for listener in self.listeners:
             try:
-                commit_window = await loop.run_in_executor(self._writer, _timed_write, self.store, record)
-            except Exception as exc:  # storage fault: fail-stop
-                self.failed = True
-                log.error("batch_commit_failed", error=repr(exc), first_seq=record.first_seq)
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(Unavailable())
-                self._drain_unavailable()
-                return
-            self.batches_committed += 1
-            self.commands_committed += len(items)
-            self.committed_seq = self.next_seq - 1
-            try:
-                observe_batch(results, [item.trace for item in items], self._pair_names, apply_ns=apply_ns,
-                              commit_window_ns=commit_window, batch_start_ns=batch_start_ns)  # fmt: skip
-            except Exception as exc:  # telemetry must never stop the exchange
-                log.error("observe_batch_failed", error=repr(exc), first_seq=record.first_seq)
-            for item, (_, _, events) in zip(items, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(events)
-            for listener in self.listeners:
-                try:
-                    listener(results)
-                except Exception as exc:  # a listener must never stop the exchange
-                    log.error("batch_listener_failed", error=repr(exc))
-            self._in_batch = False
+                listener(b.results)
+            except Exception as exc:  # a listener must never stop the exchange
+                log.error("batch_listener_failed", error=repr(exc))
+        self._in_batch = not self._queue.empty()
+
+    def _fail(self, items: list[_Item]) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(Unavailable())
+        self._drain_unavailable()
 
     def _drain_unavailable(self) -> None:
         while not self._queue.empty():
@@ -268,9 +322,6 @@ class Sequencer:
         record = BatchRecord(first_seq, command_rows, event_rows, rows, nonces)
         last = self.next_seq - 1
         if self.snapshot_every_commands and last - self.last_snapshot_seq >= self.snapshot_every_commands:
-            from abyssal.core.snapshot import snapshot
-
-            blob = snapshot(self.engine)
-            record.snapshot = (last, hashlib.sha256(blob).hexdigest(), blob)
+            record.snapshot_due = last  # serialised in the writer thread, off the event loop
             self.last_snapshot_seq = last
         return record, results

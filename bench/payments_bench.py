@@ -1,0 +1,153 @@
+"""Payments: deposit captures per second through /v1 on one ``abyssal serve`` (SQLite, WAL).
+
+Run from the repo root with the project venv::
+
+    python bench/payments_bench.py                      # about 20 seconds
+    python bench/payments_bench.py --seconds 5 --connections 32
+
+What it does:
+
+1. starts ``abyssal serve`` on a free port with a fresh data directory (``--database`` is passed
+   through when given, for the PostgreSQL figure of the scaled-out mode);
+2. creates ``--tenants`` accounts, each with a payments token;
+3. closed loop: ``--connections`` keep-alive HTTP/1.1 clients (httpx) POST ``/v1/deposits`` with a
+   fresh ``Idempotency-Key`` each, spread over the tenants, for ``--seconds``; then the same number of
+   retries of already-used keys (replays) for comparison;
+4. asserts the end state: every capture answered 201 ``captured``, every replay was byte-identical
+   with ``Idempotency-Replayed: true``, each tenant's USD balance equals the sum of its captures, the
+   ledger has exactly one deposit entry per key, and ``/admin/status`` audit is ``[]``.
+
+Prints captures/s, replays/s and latency percentiles with the Python version and CPU model. Each
+capture is three SQLite transactions (claim + open, the engine batch, capture + stored answer +
+outbox), each with ``synchronous=FULL``, so the figure is bounded by fsyncs, not by Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.harness import Server
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+async def _drive(
+    url: str, tokens: list[str], seconds: float, connections: int, replay: list[tuple[int, str, bytes]]
+) -> tuple[list[float], list[tuple[int, str, bytes]], int]:
+    """Closed loop; returns latencies (s), the (tenant, key, body) of each capture, and failures."""
+    done: list[tuple[int, str, bytes]] = []
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def worker(http: httpx.AsyncClient, w: int) -> None:
+        nonlocal failures
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            if replay:
+                if n >= len(replay):
+                    return
+                tenant, key, _ = replay[n]
+            else:
+                tenant, key = n % len(tokens), f"bench-{n}"
+            headers = {"Authorization": f"Bearer {tokens[tenant]}", "Idempotency-Key": key}
+            t0 = time.perf_counter()
+            r = await http.post("/v1/deposits", json={"asset": "USD", "amount": "1.25"}, headers=headers)
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 201 or (replay and r.headers.get("idempotency-replayed") != "true"):
+                failures += 1
+            done.append((tenant, key, r.content))
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        await asyncio.gather(*[worker(http, w) for w in range(connections)])
+    return latencies, done, failures
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--tenants", type=int, default=8)
+    args = ap.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="abyssal-paybench-")) / "data"
+    server = Server(data)
+    server.start()
+    try:
+        tokens = []
+        for i in range(args.tenants):
+            server.account(f"t{i}")
+            tokens.append(server.admin("POST", "/admin/payments/tokens", {"account": f"t{i}"})["token"])
+        t0 = time.perf_counter()
+        lat, done, failures = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, []))
+        capture_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rlat, replayed, rfail = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, done))
+        replay_s = time.perf_counter() - t0
+        by_key = {(t, k): b for t, k, b in done}
+        mismatched = sum(by_key[(t, k)] != b for t, k, b in replayed)
+        audit = server.status()["audit"]
+    finally:
+        server.stop()
+    conn = sqlite3.connect(data / "abyssal.db")
+    entries = conn.execute("SELECT COUNT(*) FROM ledger WHERE type = 'deposit' AND account >= 0").fetchone()[
+        0
+    ]
+    usd = conn.execute(
+        "SELECT SUM(total) FROM balances WHERE account >= 1 AND asset = "
+        "(SELECT asset FROM ledger WHERE type = 'deposit' LIMIT 1)"
+    ).fetchone()[0]
+    conn.close()
+    expected_minor = int(Decimal("1.25") * 10**4) * len(done)
+    print(f"python {platform.python_version()} on {_cpu()} ({platform.machine()}), nproc {os.cpu_count()}")
+    print(
+        f"captures: {len(done)} in {capture_s:.1f}s = {len(done) / capture_s:,.0f}/s  "
+        f"p50 {_pct(lat, 0.5):.1f} ms  p99 {_pct(lat, 0.99):.1f} ms  ({args.connections} connections)"
+    )
+    print(
+        f"replays:  {len(replayed)} in {replay_s:.1f}s = {len(replayed) / replay_s:,.0f}/s  "
+        f"p50 {_pct(rlat, 0.5):.1f} ms  p99 {_pct(rlat, 0.99):.1f} ms"
+    )
+    problems = []
+    if failures or rfail:
+        problems.append(f"{failures} capture and {rfail} replay answers were not 201 (replayed)")
+    if mismatched:
+        problems.append(f"{mismatched} replays differ from the first answer")
+    if entries != len(done):
+        problems.append(f"ledger has {entries} deposit entries for {len(done)} keys")
+    if usd != expected_minor:
+        problems.append(f"balances sum to {usd}, expected {expected_minor}")
+    if audit:
+        problems.append(f"audit: {audit}")
+    print("end state:", "OK" if not problems else "; ".join(problems))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
