@@ -52,7 +52,7 @@ TAKER = 100
 
 
 def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
 
@@ -469,26 +469,29 @@ def report(name: str, r: dict[str, Any]) -> None:
     print(f"  {name}")
     print(
         f"    steady stream : {s['commands_per_s']:8.0f} commands/s, {s['batches_per_s']:6.0f} batches/s, "
-        f"{s['rounds_per_s']:6.0f} publish rounds/s, {s['deliveries_per_s']:7.0f} frames delivered/s; server CPU {s['cpu']:.0%}"
+        f"{s['rounds_per_s']:6.0f} publish rounds/s, {s['deliveries_per_s']:7.0f} frames delivered/s; "
+        f"server CPU {s['cpu']:.0%}"
     )
     print(
-        f"    flat out      : {f['commands_per_s']:8.0f} commands/s (engine throughput, {r['sessions']['subscribed']} "
-        f"subscribers, {f['mean_batch']:.0f} commands per commit)"
+        f"    flat out      : {f['commands_per_s']:8.0f} commands/s (engine throughput, "
+        f"{r['sessions']['subscribed']} subscribers, {f['mean_batch']:.0f} commands per commit)"
     )
     c = r.get("clients")
     if c:
         seconds = (s["window_ns"][1] - s["window_ns"][0]) / 1e9
         print(
-            f"    clients       : {c['bytes'] / 1e6:.1f} MB received in total, probes parsed {c['probe_frames']} frames; lost {c['lost']}, "
-            f"closed by server {c['closed_by_server']}, server-side closed {r['after']['closed']}"
+            f"    clients       : {c['bytes'] / 1e6:.1f} MB received in total, probes parsed "
+            f"{c['probe_frames']} frames; lost {c['lost']}, closed by server {c['closed_by_server']}, "
+            f"server-side closed {r['after']['closed']}"
         )
         print(
-            f"    trade->client : p50 {c['trade_ms'][0]:.2f} ms  p99 {c['trade_ms'][1]:.2f} ms  p99.9 {c['trade_ms'][2]:.2f} ms"
-            f"  ({c['trade_n']} samples over {seconds:.0f} s, {args_probes} probes)"
+            f"    trade->client : p50 {c['trade_ms'][0]:.2f} ms  p99 {c['trade_ms'][1]:.2f} ms  "
+            f"p99.9 {c['trade_ms'][2]:.2f} ms  ({c['trade_n']} samples over {seconds:.0f} s, "
+            f"{args_probes} probes)"
         )
         print(
-            f"    views->client : p50 {c['book_ms'][0]:.2f} ms  p99 {c['book_ms'][1]:.2f} ms  p99.9 {c['book_ms'][2]:.2f} ms"
-            f"  (book update timestamp to receive; {c['book_n']} samples)"
+            f"    views->client : p50 {c['book_ms'][0]:.2f} ms  p99 {c['book_ms'][1]:.2f} ms  "
+            f"p99.9 {c['book_ms'][2]:.2f} ms  (book update timestamp to receive; {c['book_n']} samples)"
         )
 
 
@@ -537,12 +540,13 @@ def main() -> None:
         f"{p} {importlib.metadata.version(p)}" for p in ("uvicorn", "websockets", "uvloop", "msgspec")
     )
     print(
-        f"machine: {cpu} x{os.cpu_count()}, Python {platform.python_version()}, {versions}; fd limit {limit}; "
-        f"load {os.getloadavg()[0]:.2f}"
+        f"machine: {cpu} x{os.cpu_count()}, Python {platform.python_version()}, {versions}; "
+        f"fd limit {limit}; load {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"server pinned to CPU 0, clients to CPU 1; steady stream {args.rate:.0f} commands/s for {args.seconds:.0f} s "
-        f"(orders, IOC takers, cancels on BTC/USD); subscribers take book depth 10 + trade"
+        f"{'no pinning' if args.no_pin else 'server pinned to CPU 0, clients to CPU 1'}; steady stream "
+        f"{args.rate:.0f} commands/s for {args.seconds:.0f} s (orders, IOC takers, cancels on BTC/USD); "
+        "subscribers take book depth 10 + trade"
     )
     results = {"none": phase(args, 0)}
     report("no subscribers", results["none"])
@@ -567,8 +571,8 @@ def main() -> None:
         idle = idle_phase(args.idle)
         assert idle["sessions"] == args.idle, "every idle connection was accepted"
         print(
-            f"  {args.idle} idle connections: server RSS {idle['rss_before'] / 1e6:.0f} MB -> {idle['rss_after'] / 1e6:.0f} MB, "
-            f"{idle['rss_per_connection'] / 1024:.1f} KiB per connection"
+            f"  {args.idle} idle connections: server RSS {idle['rss_before'] / 1e6:.0f} MB -> "
+            f"{idle['rss_after'] / 1e6:.0f} MB, {idle['rss_per_connection'] / 1024:.1f} KiB per connection"
         )
 
 

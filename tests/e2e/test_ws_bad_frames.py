@@ -21,6 +21,11 @@ pytestmark = pytest.mark.slow
 
 ORDER = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD", "limit_price": 20000}
 
+
+def _sub(req_id: int, **params: Any) -> str:
+    return json.dumps({"method": "subscribe", "params": params, "req_id": req_id})
+
+
 # (frame to send, expected error, expected echo of method/req_id/symbol)
 TABLE: list[tuple[str, str, dict[str, Any]]] = [
     ("not json", "Malformed request", {}),
@@ -39,48 +44,34 @@ TABLE: list[tuple[str, str, dict[str, Any]]] = [
         "Unsupported field: 'params' for the given msg type: ping",
         {"method": "ping", "req_id": 4},
     ),
+    (_sub(5, channel="nope"), "Subscription name invalid", {"method": "subscribe", "req_id": 5}),
     (
-        '{"method": "subscribe", "params": {"channel": "nope"}, "req_id": 5}',
-        "Subscription name invalid",
-        {"method": "subscribe", "req_id": 5},
-    ),
-    (
-        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/XYZ"]}, "req_id": 6}',
+        _sub(6, channel="book", symbol=["BTC/XYZ"]),
         "Currency pair not supported BTC/XYZ",
         {"req_id": 6, "symbol": "BTC/XYZ"},
     ),
     (
-        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["XBT/USD"]}, "req_id": 7}',
+        _sub(7, channel="book", symbol=["XBT/USD"]),
         "Currency pair not supported XBT/USD",
         {"req_id": 7, "symbol": "XBT/USD"},
     ),
+    (_sub(8, channel="book", symbol=["BTC/USD"], depth=7), "EGeneral:Invalid arguments:depth", {"req_id": 8}),
     (
-        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 7}, "req_id": 8}',
-        "EGeneral:Invalid arguments:depth",
-        {"req_id": 8},
-    ),
-    (
-        '{"method": "subscribe", "params": {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 2}, "req_id": 9}',
+        _sub(9, channel="ohlc", symbol=["BTC/USD"], interval=2),
         "EGeneral:Invalid arguments:interval",
         {"req_id": 9},
     ),
     (
-        '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "foo": 1}, "req_id": 10}',
+        _sub(10, channel="book", symbol=["BTC/USD"], foo=1),
         "Unsupported field: 'foo' for the given msg type: subscribe",
         {"req_id": 10},
     ),
+    (_sub(11, channel="book", symbol=[]), "EGeneral:Invalid arguments:symbol", {"req_id": 11}),
+    (_sub(12, channel="executions", token="expired-or-foreign"), "Token(s) not found", {"req_id": 12}),
     (
-        '{"method": "subscribe", "params": {"channel": "book", "symbol": []}, "req_id": 11}',
-        "EGeneral:Invalid arguments:symbol",
-        {"req_id": 11},
-    ),
-    (
-        '{"method": "subscribe", "params": {"channel": "executions", "token": "expired-or-foreign"}, "req_id": 12}',
-        "Token(s) not found",
-        {"req_id": 12},
-    ),
-    (
-        '{"method": "unsubscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}, "req_id": 13}',
+        json.dumps(
+            {"method": "unsubscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}, "req_id": 13}
+        ),
         "Subscription Not Found",
         {"req_id": 13, "symbol": "BTC/USD"},
     ),

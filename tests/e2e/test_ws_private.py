@@ -29,7 +29,7 @@ class Feed:
     async def next(self, exec_type: str) -> Frame:
         """The next executions entry of ``exec_type`` (frames read on the way are checked)."""
         while True:
-            for i, (entry, text) in enumerate(self.entries):
+            for i, (entry, _) in enumerate(self.entries):
                 if entry["exec_type"] == exec_type:
                     del self.entries[i]
                     return entry

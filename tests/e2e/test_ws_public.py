@@ -105,9 +105,7 @@ def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> No
         assert numbers_in(update_text)["qty"] == ["0.40000000"] and TIME_US.match(
             update["data"][0]["timestamp"]
         )
-        ticker, ticker_text = await ws.until_raw(
-            lambda f: f.get("channel") == "ticker" and f["type"] == "update"
-        )
+        _, ticker_text = await ws.until_raw(lambda f: f.get("channel") == "ticker" and f["type"] == "update")
         found = numbers_in(ticker_text)
         assert (
             found["last"] == ["30000.5"]
@@ -146,7 +144,7 @@ def test_unsubscribe_heartbeat_instrument_and_bbo(server: Server) -> None:
         assert ack["result"]["event_trigger"] == "bbo"
         await ws.data("ticker", "snapshot")
         await maker.limit("buy", "0.01", "25000")
-        bbo, text = await ws.until_raw(lambda f: f.get("channel") == "ticker" and f["type"] == "update")
+        _, text = await ws.until_raw(lambda f: f.get("channel") == "ticker" and f["type"] == "update")
         assert numbers_in(text)["bid"] == ["25000.0"] and numbers_in(text)["bid_qty"] == ["0.01000000"]
         req = await ws.request(
             "unsubscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"}

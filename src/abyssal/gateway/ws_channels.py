@@ -44,7 +44,7 @@ FIELDS: Final[dict[str, frozenset[str]]] = {
             "rebased",
             "snapshot",
         }
-    ),  # fmt: skip
+    ),
     "balances": frozenset({"channel", "token", "snapshot", "users", "rebased"}),
     "heartbeat": frozenset({"channel"}),
     "status": frozenset({"channel"}),

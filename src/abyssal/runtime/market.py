@@ -12,15 +12,15 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from abyssal.adapters.sqlite import SqliteStore
+from abyssal.core.book import BookSide as EngineSide
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import Asset, Instruments, Pair
 from abyssal.core.messages import Command, Event, Fill
-from abyssal.core.book import BookSide as EngineSide
-from abyssal.marketdata.book_view import BookSide as BookSideName
 from abyssal.marketdata.book_view import BOOK_DEPTHS, BookUpdate, BookView
+from abyssal.marketdata.book_view import BookSide as BookSideName
 from abyssal.marketdata.candles import Candles
 from abyssal.marketdata.ticker import Ticker
-from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TradesTape
+from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TakerSide, TradesTape
 
 BOOK_MIRROR_LEVELS = 1000  # the deepest WebSocket book subscription
 TRADES_LOADED_MAX = 50_000  # per pair, read back on start for candles and the ticker
@@ -89,8 +89,9 @@ class MarketData:
                 if pair >= 0:
                     touched.add(pair)
                 if isinstance(e, Fill):
-                    t = PublicTrade(e.trade_no, e.ts_ns, e.price_ticks, e.volume_lots,
-                                    "b" if e.taker_side == 0 else "s", "m" if e.taker_market else "l")  # fmt: skip
+                    taker: TakerSide = "b" if e.taker_side == 0 else "s"
+                    t = PublicTrade(e.trade_no, e.ts_ns, e.price_ticks, e.volume_lots, taker,
+                                    "m" if e.taker_market else "l")  # fmt: skip
                     self.pairs[e.pair].record(t)
                     trades.setdefault(e.pair, []).append(t)
         now = time.time_ns()
@@ -112,7 +113,7 @@ class MarketData:
         for side_name, side in sides:
             new = dict(side.depth(BOOK_MIRROR_LEVELS))
             old = dict(pm.book.top(side_name, BOOK_MIRROR_LEVELS))
-            for price, qty in old.items():
+            for price in old:
                 if price not in new:
                     changes.append((side_name, price, 0))
             for price, qty in new.items():
