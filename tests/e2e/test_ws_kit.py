@@ -34,6 +34,7 @@ class WsClient:
 
     @classmethod
     async def open(cls, http_url: str, path: str = "/v2", **kwargs: Any) -> WsClient:
+        """``compression=None`` takes the server's direct write path, the default (deflate) its ASGI path."""
         ws = await connect(http_url.replace("http://", "ws://") + path, **kwargs)
         return cls(ws)
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from tests.e2e.test_ws_books import Level3Client
 from tests.e2e.test_ws_kit import Frame, Rest, WsClient, numbers_in
 from tests.harness import Server
 
@@ -42,12 +43,13 @@ class Feed:
 
 
 @pytest.mark.slow
-def test_order_lifecycle_over_the_socket(server: Server) -> None:
+@pytest.mark.parametrize("compression", [None, "deflate"], ids=["direct", "asgi"])
+def test_order_lifecycle_over_the_socket(server: Server, compression: str | None) -> None:
     async def scenario() -> None:
         alice = Rest(server.url, server.account("alice", USD="100000", XBT="10"))
         bob = Rest(server.url, server.account("bob", USD="100000", XBT="10"))
         token = await alice.token()
-        ws = await WsClient.open(server.url)
+        ws = await WsClient.open(server.url, compression=compression)
         req = await ws.request("subscribe", {"channel": "executions", "token": token, "snap_trades": True})
         ack = await ws.reply(req)
         assert ack["result"] == {
@@ -232,3 +234,39 @@ def test_token_expiry_is_suspended_while_a_private_subscription_lives() -> None:
         exchange.ws_tokens["u"] = (7, 10_000)
         tokens._by_key_no = {7: ApiKey(7, "k", 3, b"s", Permission.QUERY_FUNDS, 0, None)}
         tokens.key_for("u", 0, Permission.CREATE_ORDERS)
+
+
+@pytest.mark.slow
+def test_level3_queues_with_a_token(server: Server) -> None:
+    async def scenario() -> None:
+        maker = Rest(server.url, server.account("maker", USD="100000", XBT="10"))
+        taker = Rest(server.url, server.account("taker", USD="100000", XBT="10"))
+        first = await maker.limit("buy", "0.01", "29000")
+        second = await maker.limit("buy", "0.02", "29000")
+        ws = await WsClient.open(server.url)
+        req = await ws.request("subscribe", {"channel": "level3", "symbol": ["BTC/USD"]})
+        assert (await ws.reply(req))["error"] == TOKEN_NOT_FOUND
+        token = await maker.token()
+        req = await ws.request("subscribe", {"channel": "level3", "symbol": ["BTC/USD"], "token": token})
+        ack = await ws.reply(req)
+        assert ack["result"] == {"channel": "level3", "depth": 10, "snapshot": True, "symbol": "BTC/USD"}
+        client = Level3Client(10)
+        snapshot, text = await ws.until_raw(lambda f: f.get("channel") == "level3")
+        client.apply(snapshot)  # checks the checksum
+        assert [row["order_id"] for row in snapshot["data"][0]["bids"]] == [first, second]  # queue order
+        assert numbers_in(text)["order_qty"] == ["0.01000000", "0.02000000"]
+        third = await maker.limit("buy", "0.03", "29000")
+        update = await ws.until(lambda f: f.get("channel") == "level3")
+        client.apply(update)
+        assert [(r["event"], r["order_id"]) for r in update["data"][0]["bids"]] == [("add", third)]
+        await taker.private("AddOrder", pair="XBTUSD", type="sell", ordertype="market", volume="0.015")
+        update = await ws.until(lambda f: f.get("channel") == "level3")
+        client.apply(update)
+        events = [(r["event"], r["order_id"]) for r in update["data"][0]["bids"]]
+        assert events == [("delete", first), ("modify", second)]
+        assert client.top("bids") == [(290000, [(second, 1_500_000), (third, 3_000_000)])]
+        await ws.close()
+        await maker.close()
+        await taker.close()
+
+    asyncio.run(scenario())

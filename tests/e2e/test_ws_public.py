@@ -47,16 +47,18 @@ def test_status_ping_and_paths(server: Server) -> None:
             bare = await ws.until(lambda f: f.get("method") == "pong")
             assert "req_id" not in bare
             await ws.close()
-        with pytest.raises(InvalidStatus):
+        with pytest.raises(InvalidStatus) as refused:
             await WsClient.open(server.url, "/v1")
+        assert refused.value.response.status_code == 404
 
     asyncio.run(scenario())
 
 
-def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> None:
+@pytest.mark.parametrize("compression", [None, "deflate"], ids=["direct", "asgi"])
+def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server, compression: str | None) -> None:
     async def scenario() -> None:
         maker, taker = await _traders(server)
-        ws = await WsClient.open(server.url)
+        ws = await WsClient.open(server.url, compression=compression)
         req = await ws.request(
             "subscribe", {"channel": "book", "symbol": ["BTC/USD", "ETH/USD"], "depth": 10}
         )
@@ -120,7 +122,7 @@ def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> No
             numbers_in(ohlc_text)["open"][-1] == "30000.5"
             and numbers_in(ohlc_text)["volume"][-1] == "0.10000000"
         )
-        late = await WsClient.open(server.url)
+        late = await WsClient.open(server.url, compression=compression)
         req = await late.request("subscribe", {"channel": "trade", "symbol": ["BTC/USD"], "snapshot": True})
         await late.reply(req)
         snap_trades = await late.data("trade", "snapshot")
@@ -133,10 +135,11 @@ def test_book_trade_ticker_ohlc_updates_with_exact_numbers(server: Server) -> No
     asyncio.run(scenario())
 
 
-def test_unsubscribe_heartbeat_instrument_and_bbo(server: Server) -> None:
+@pytest.mark.parametrize("compression", [None, "deflate"], ids=["direct", "asgi"])
+def test_unsubscribe_heartbeat_instrument_and_bbo(server: Server, compression: str | None) -> None:
     async def scenario() -> None:
         maker, _ = await _traders(server)
-        ws = await WsClient.open(server.url)
+        ws = await WsClient.open(server.url, compression=compression)
         req = await ws.request(
             "subscribe", {"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "bbo"}
         )
@@ -176,5 +179,27 @@ def test_unsubscribe_heartbeat_instrument_and_bbo(server: Server) -> None:
         assert not any(f.get("channel") == "ticker" for f, _ in ws.seen), "no ticker after unsubscribe"
         await ws.close()
         await maker.close()
+
+    asyncio.run(scenario())
+
+
+def test_mode_changes_reach_status_and_instrument(server: Server) -> None:
+    async def scenario() -> None:
+        ws = await WsClient.open(server.url)
+        await ws.data("status")
+        req = await ws.request("subscribe", {"channel": "instrument", "snapshot": False})
+        assert (await ws.reply(req))["result"] == {"channel": "instrument", "snapshot": False}
+        await asyncio.to_thread(server.admin, "POST", "/admin/mode", {"pair": "ETHUSD", "mode": "post_only"})
+        update = await ws.data("instrument", "update")
+        statuses = {p["symbol"]: p["status"] for p in update["data"]["pairs"]}
+        assert statuses["ETH/USD"] == "post_only" and statuses["BTC/USD"] == "online"
+        await asyncio.to_thread(server.admin, "POST", "/admin/mode", {"pair": "system", "mode": "cancel_only"})
+        status = await ws.data("status")
+        assert status["data"][0]["system"] == "cancel_only"
+        await ws.data("instrument", "update")
+        await asyncio.to_thread(server.admin, "POST", "/admin/mode", {"pair": "system", "mode": "online"})
+        assert (await ws.data("status"))["data"][0]["system"] == "online"
+        assert not any(f.get("channel") == "status" for f, _ in ws.seen), "one status frame per change"
+        await ws.close()
 
     asyncio.run(scenario())

@@ -12,6 +12,15 @@ import ssl
 from urllib.parse import urlsplit
 
 RESPONSE_HEAD_BYTES_MAX = 16 * 1024
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Built once (it reads the CA bundle from disk), then shared by every delivery."""
+    global _tls
+    if _tls is None:
+        _tls = ssl.create_default_context()
+    return _tls
 
 
 async def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
@@ -24,7 +33,7 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(
-            parts.hostname, port, ssl=ssl.create_default_context() if secure else None
+            parts.hostname, port, ssl=_tls_context() if secure else None
         )
         try:
             head = [

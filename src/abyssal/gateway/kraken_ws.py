@@ -22,7 +22,7 @@ import structlog
 from abyssal.core.messages import ModeChanged
 from abyssal.gateway.ws_balances import Balances
 from abyssal.gateway.ws_batches import BatchTap, Results
-from abyssal.gateway.ws_codec import HEARTBEAT, Json, Reply
+from abyssal.gateway.ws_codec import HEARTBEAT, Json, Reply, encode
 from abyssal.gateway.ws_executions import Executions
 from abyssal.gateway.ws_level3 import Level3
 from abyssal.gateway.ws_market import status_frame
@@ -43,6 +43,17 @@ PATHS: Final = frozenset({"/v2", "/v2/auth"})
 HEARTBEAT_INTERVAL_S: Final = 1.0  # Kraken: "about once a second" on a subscribed, idle connection
 TOKEN_PRUNE_INTERVAL_S: Final = 60.0
 PUBLIC_CHANNELS: Final = frozenset({"book", "ticker", "trade", "ohlc", "instrument", "heartbeat", "status"})
+
+
+async def _refuse_handshake(scope: Scope, send: Send, status: int, error: str) -> None:
+    """Answer the upgrade request with a plain HTTP error (or a 403 where the server cannot)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = encode({"error": [error]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 class KrakenWebSocket:
@@ -78,8 +89,11 @@ class KrakenWebSocket:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        if scope.get("path") not in PATHS or not self.ready:
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+        if scope.get("path") not in PATHS:
+            await _refuse_handshake(scope, send, 404, "EGeneral:Unknown method")
+            return
+        if not self.ready:  # recovery still running: clients retry
+            await _refuse_handshake(scope, send, 503, "EService:Unavailable")
             return
         await send({"type": "websocket.accept"})
         wire = Wire(send, self.flusher, direct_transport(send))

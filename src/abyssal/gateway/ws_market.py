@@ -6,14 +6,13 @@ pair's (or asset's) precision through ``ws_codec.num``/``dec``, never through a 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
 from abyssal.core.instruments import Asset, Instruments, Pair
 from abyssal.core.messages import Mode
-from abyssal.gateway.ws_codec import Json, channel_frame, dec, encode, num, utc_text
+from abyssal.gateway.ws_codec import Json, channel_frame, dec, num, utc_text
 from abyssal.marketdata.candles import NS_PER_S, Candle, ohlc_ws_fields
 from abyssal.marketdata.ticker import Level, ticker_ws
 from abyssal.marketdata.trades_tape import PublicTrade, trade_ws_fields
@@ -44,7 +43,7 @@ def book_frame(
     return channel_frame("book", kind, [data])
 
 
-def _exact(fields: dict[str, Decimal | int | str]) -> Json:
+def _exact(fields: Mapping[str, object]) -> Json:
     return {k: dec(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
 
 
@@ -53,7 +52,7 @@ def ticker_frame(pm: PairMarket, kind: str, now_ns: int) -> bytes:
     pair = pm.pair
     stats = pm.ticker.stats(now_ns)
     fields = ticker_ws(stats, pm.book.best("ask"), pm.book.best("bid"), pair.pair_decimals, pair.lot_decimals)
-    return channel_frame("ticker", kind, [{"symbol": pair.symbol, **_exact(dict(fields))}])
+    return channel_frame("ticker", kind, [{"symbol": pair.symbol, **_exact(fields)}])
 
 
 def trade_frame(pair: Pair, kind: str, trades: Sequence[PublicTrade]) -> bytes:
@@ -136,19 +135,3 @@ def status_frame(system_mode: int, connection_id: int) -> bytes:
         }
     ]
     return channel_frame("status", "update", data)
-
-
-def now_ns() -> int:
-    return time.time_ns()
-
-
-__all__ = [
-    "book_frame",
-    "encode",
-    "instrument_frame",
-    "ohlc_frame",
-    "ohlc_snapshot",
-    "status_frame",
-    "ticker_frame",
-    "trade_frame",
-]

@@ -65,7 +65,7 @@ export function Trade({ me, setMe, onLogin }: { me: Me | null; setMe: (m: Me) =>
     <div className="trade">
       <div className="ticker-bar" aria-live="off">
         <strong>{pair.wsname}</strong>
-        <span>Last {t ? t.c[0] : "–"}</span>
+        <span>Last {t && t.v[1] !== "0" && Number(t.c[0]) > 0 ? t.c[0] : "–"}</span>
         <span className="muted">24h high {t ? t.h[1] : "–"}</span>
         <span className="muted">24h low {t ? t.l[1] : "–"}</span>
         <span className="muted">24h volume {t ? t.v[1] : "–"}</span>
