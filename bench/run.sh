@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 LOBBENCH=${LOBBENCH:-/work/shared/bench/lobbench.py}
 OPS=${OPS:-1000000}          # lobbench's standard workload
-ORDERS=${ORDERS:-1000000}    # resting orders for the memory figure
+ORDERS=${ORDERS:-1000000}    # resting orders for the memory figure (0: skip it)
 REPEAT=${REPEAT:-3}          # throughput passes per engine, interleaved; the best one counts
 OUT=build/bench
 LIB=build/mypyc/lib
@@ -64,8 +64,9 @@ done
 echo "== lobbench latency: perf_counter_ns around every op"
 for e in "${engines[@]}"; do lob "$e" "$OUT/lat-$e.json" | sed "s/^/[$e] /"; done
 
-echo "== memory: $ORDERS resting orders"
+[ "$ORDERS" = 0 ] || echo "== memory: $ORDERS resting orders"
 for e in pure compiled; do
+    [ "$ORDERS" = 0 ] && break
     [ $e = compiled ] && [ $compiled = 0 ] && continue
     PYTHONPATH=$(pypath $e) $PY bench/memory.py --orders "$ORDERS" --json | tee -a "$OUT/memory.jsonl"
 done

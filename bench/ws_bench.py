@@ -365,12 +365,27 @@ async def clients(port: int, count: int, probes: int, subscribe: bool) -> None:
         await asyncio.gather(*wave)
         await asyncio.wait_for(asyncio.gather(*(c.ready for c in conns[start:])), 60)
     print(json.dumps({"connected": len(conns)}), flush=True)
+    samples: list[tuple[int, float]] = []
+
+    async def sample_cpu() -> None:  # is the client side the bottleneck? its CPU use tells
+        while True:
+            t = os.times()
+            samples.append((time.time_ns(), t.user + t.system))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_cpu())
     while True:
         line = (await loop.run_in_executor(None, sys.stdin.readline)).split()
         if not line or line[0] == "quit":
             break
         if line[0] == "report":
             lo, hi = int(line[1]), int(line[2])
+            window = [(t, c) for t, c in samples if lo <= t <= hi]
+            cpu = (
+                (window[-1][1] - window[0][1]) / ((window[-1][0] - window[0][0]) / 1e9)
+                if len(window) > 1
+                else 0
+            )
             book = [d * 1000 for t, d in stats["book"] if lo <= t <= hi]
             trade = [d * 1000 for t, d in stats["trade"] if lo <= t <= hi]
             print(
@@ -379,6 +394,7 @@ async def clients(port: int, count: int, probes: int, subscribe: bool) -> None:
                         "probe_frames": stats["probe_frames"],
                         "bytes": stats["bytes"],
                         "lost": stats["lost"],
+                        "cpu": cpu,
                         "closed_by_server": sum(c.closed_by_server for c in conns),
                         "book_ms": [percentile(book, p) for p in (50, 99, 99.9)],
                         "book_n": len(book),
@@ -388,6 +404,7 @@ async def clients(port: int, count: int, probes: int, subscribe: bool) -> None:
                 ),
                 flush=True,
             )
+    sampler.cancel()
     for c in conns:
         c.transport.close()
 
@@ -482,7 +499,7 @@ def report(name: str, r: dict[str, Any]) -> None:
         print(
             f"    clients       : {c['bytes'] / 1e6:.1f} MB received in total, probes parsed "
             f"{c['probe_frames']} frames; lost {c['lost']}, closed by server {c['closed_by_server']}, "
-            f"server-side closed {r['after']['closed']}"
+            f"server-side closed {r['after']['closed']}; client CPU {c['cpu']:.0%}"
         )
         print(
             f"    trade->client : p50 {c['trade_ms'][0]:.2f} ms  p99 {c['trade_ms'][1]:.2f} ms  "

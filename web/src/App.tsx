@@ -120,7 +120,7 @@ export function App() {
         ) : page === "keys" && me ? (
           <Keys />
         ) : (
-          <Trade me={me} setMe={setMe} onLogin={() => go("/login")} />
+          <Trade me={me} setMe={setMe} onLogin={() => go("/login")} theme={theme} />
         )}
       </main>
     </div>

@@ -13,6 +13,9 @@ from abyssal.ports import BusMessage
 from abyssal.runtime import faults
 
 
+IN_FLIGHT = "attempt in flight"  # last_error while a call is under way
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
@@ -81,10 +84,23 @@ class SqliteWebhookStore:
         """Recorded before the call: a crash mid-call retries at ``retry_at_ns``, never loses it."""
         with self.store.transaction() as c:
             c.execute(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_ns = ? "
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_ns = ?, last_error = ? "
                 "WHERE id = ? AND status = 'pending'",
-                (retry_at_ns, delivery_id),
+                (retry_at_ns, IN_FLIGHT, delivery_id),
             )
+
+    def resume_interrupted(self, now_ns: int) -> int:
+        """Calls cut short by a crash of the previous process are due again at once.
+
+        One notifier runs per database, so at its start no call can still be in flight.
+        """
+        with self.store.transaction() as c:
+            cur = c.execute(
+                "UPDATE webhook_deliveries SET next_attempt_ns = ? "
+                "WHERE status = 'pending' AND last_error = ? AND next_attempt_ns > ?",
+                (now_ns, IN_FLIGHT, now_ns),
+            )
+            return int(cur.rowcount)
 
     def delivered(self, delivery_id: int, now_ns: int) -> None:
         with self.store.transaction() as c:

@@ -37,10 +37,14 @@ SEND_BUFFER_BYTES_MAX: Final = 4 * 1024 * 1024  # per connection, ours + the tra
 SEND_BUFFER_BYTES_HARD_MAX: Final = 2 * SEND_BUFFER_BYTES_MAX  # beyond it: closed at once
 SEND_BUFFER_FULL_S_MAX: Final = 2.0  # how long a connection may stay above the soft limit
 WIRES_PER_SLICE: Final = 128  # connections flushed per event-loop turn (about 0.3 ms of writes)
+IDLE_WAIT_S_MAX: Final = 0.05  # the longest a publish round waits for the previous one to be written
 CLOSE_TIMEOUT_S: Final = 5.0  # a close that cannot be written by then aborts the transport
 SLOW_CONSUMER_CODE: Final = 1008
 SLOW_CONSUMER_REASON: Final = "send buffer full: the client does not read fast enough"
 DIRECT_ENV: Final = "ABYSSAL_WS_DIRECT"  # "0" forces the portable ASGI path
+
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 def ws_header(length: int) -> bytes:
@@ -94,18 +98,25 @@ def direct_transport(send: Send) -> asyncio.Transport | None:
 
 
 class Flusher:
-    """Writes the buffers of wires that have something pending, ``wires_per_slice`` per loop turn."""
+    """Writes pending wires, ``wires_per_slice`` per loop turn, and tells when a round is out.
+
+    Direct wires are written here; ASGI wires write from their own task and count as busy until
+    their queue is empty. ``when_idle`` waits for both, but never longer than ``IDLE_WAIT_S_MAX``:
+    one connection that cannot take its frames must not hold back everybody's next round.
+    """
 
     def __init__(self, wires_per_slice: int = WIRES_PER_SLICE) -> None:
         assert wires_per_slice > 0
         self.wires_per_slice = wires_per_slice
         self._pending: deque[Wire] = deque()
+        self._busy: set[Wire] = set()  # ASGI wires still sending
         self._scheduled = False
         self._idle_callbacks: list[Callable[[], None]] = []
+        self._deadline: asyncio.TimerHandle | None = None
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._busy)
 
     def schedule(self, wire: Wire) -> None:
         self._pending.append(wire)
@@ -113,12 +124,23 @@ class Flusher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
+    def busy(self, wire: Wire) -> None:
+        self._busy.add(wire)
+
+    def done(self, wire: Wire) -> None:
+        self._busy.discard(wire)
+        if not self._busy and not self._pending:
+            self._fire()
+
     def when_idle(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once nothing is pending (now, on the next turn, if already idle)."""
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(callback)
-        else:
-            self._idle_callbacks.append(callback)
+        loop = asyncio.get_running_loop()
+        if not self._pending and not self._busy:
+            loop.call_soon(callback)
+            return
+        self._idle_callbacks.append(callback)
+        if self._deadline is None:
+            self._deadline = loop.call_later(IDLE_WAIT_S_MAX, self._fire)
 
     def _drain(self) -> None:
         pending = self._pending
@@ -128,6 +150,13 @@ class Flusher:
             asyncio.get_running_loop().call_soon(self._drain)
             return
         self._scheduled = False
+        if not self._busy:
+            self._fire()
+
+    def _fire(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         callbacks, self._idle_callbacks = self._idle_callbacks, []
         for callback in callbacks:
             callback()
@@ -166,10 +195,11 @@ class Wire:
         self.last_sent_s = time.monotonic()
         self.frames_sent = 0
         self.bytes_sent = 0
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None  # the ASGI path's writer task waits on it
         self._writer: asyncio.Task[None] | None = None
         if transport is None:
-            self._writer = asyncio.get_running_loop().create_task(self._asgi_writer())
+            self._ready = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._asgi_writer(self._ready))
 
     @property
     def direct(self) -> bool:
@@ -188,9 +218,10 @@ class Wire:
         self.queued_bytes += len(frame.payload)
         if not self.scheduled:
             self.scheduled = True
-            if self.transport is not None:
+            if self._ready is None:
                 self._flusher.schedule(self)
             else:
+                self._flusher.busy(self)
                 self._ready.set()
         if self.transport is None and self.queued_bytes > SEND_BUFFER_BYTES_MAX:
             self.check_full()  # the direct path checks after each write instead
@@ -230,12 +261,12 @@ class Wire:
         if self.full_since is not None or transport.get_write_buffer_size() > SEND_BUFFER_BYTES_MAX:
             self.check_full()
 
-    async def _asgi_writer(self) -> None:
+    async def _asgi_writer(self, ready: asyncio.Event) -> None:
         """ASGI path: one ``send`` per frame, in order, until the wire closes."""
         try:
             while not self.closed:
-                await self._ready.wait()
-                self._ready.clear()
+                await ready.wait()
+                ready.clear()
                 self.scheduled = False
                 while self._frames and not self.closed:
                     frame = self._frames.popleft()
@@ -244,8 +275,11 @@ class Wire:
                     self.frames_sent += 1
                     self.bytes_sent += len(frame)
                     self.last_sent_s = time.monotonic()
+                self._flusher.done(self)
         except OSError:  # uvicorn's ClientDisconnected: the reader side notices too
             self._drop()
+        finally:
+            self._flusher.done(self)
 
     def _drop(self) -> None:
         self._frames.clear()
@@ -267,8 +301,11 @@ class Wire:
         self.closed = True
         self.close_reason = reason
         self._drop()
-        self._ready.set()
-        asyncio.get_running_loop().create_task(self._close(code, reason, last))
+        if self._ready is not None:
+            self._ready.set()
+        task = asyncio.get_running_loop().create_task(self._close(code, reason, last))
+        _closing.add(task)  # a task nobody references may be collected before it runs
+        task.add_done_callback(_closing.discard)
 
     async def _close(self, code: int, reason: str, last: list[Out]) -> None:
         if self._writer is not None:

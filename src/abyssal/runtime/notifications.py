@@ -104,6 +104,9 @@ class Notifier:
         )
 
     async def _deliver_forever(self) -> None:
+        resumed = await self.blocking(self.store.resume_interrupted, time.time_ns())
+        if resumed:
+            log.info("webhook_calls_resumed", count=resumed)
         while True:
             try:
                 await self.deliver_due()

@@ -85,7 +85,7 @@ export function Chart({ pair, theme }: { pair: PairInfo; theme: string }) {
     // loaded on demand: the chart library is the largest dependency and is not needed to log in
     void import("lightweight-charts").then(({ createChart, CandlestickSeries }) => {
       if (disposed || !box.current) return;
-      const dark = document.documentElement.dataset.theme !== "light";
+      const dark = theme !== "light";
       const chart = createChart(box.current, {
         autoSize: true,
         layout: { background: { color: "transparent" }, textColor: dark ? "#c9d1d9" : "#1f2328" },

@@ -11,7 +11,8 @@ function initialPair(): string {
   return new URLSearchParams(window.location.search).get("pair") ?? localStorage.getItem("abyssal-pair") ?? "";
 }
 
-export function Trade({ me, setMe, onLogin }: { me: Me | null; setMe: (m: Me) => void; onLogin: () => void }) {
+export function Trade(props: { me: Me | null; setMe: (m: Me) => void; onLogin: () => void; theme: string }) {
+  const { me, setMe, onLogin, theme } = props;
   const [pairs, setPairs] = useState<PairInfo[]>([]);
   const [assets, setAssets] = useState<Record<string, AssetInfo>>({});
   const [selected, setSelected] = useState(initialPair);
@@ -71,7 +72,7 @@ export function Trade({ me, setMe, onLogin }: { me: Me | null; setMe: (m: Me) =>
         <span className="muted">24h volume {t ? t.v[1] : "–"}</span>
       </div>
       <PairList pairs={pairs} tickers={tickers} selected={pair.id} onSelect={setSelected} />
-      <Chart pair={pair} theme={document.documentElement.dataset.theme ?? "dark"} />
+      <Chart pair={pair} theme={theme} />
       <Book pair={pair} onPrice={setPicked} />
       <Tape pair={pair} />
       {me ? (

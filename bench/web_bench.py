@@ -1,0 +1,161 @@
+"""The trading page's weight and time to interactive on loopback, measured in headless chromium.
+
+Run from the repo root after building the page (``cd web && npm ci && npm run build``)::
+
+    .venv/bin/python bench/web_bench.py            # about 20 s
+    .venv/bin/python bench/web_bench.py --runs 10
+
+What it does:
+
+- sums the JavaScript under ``web/dist/assets`` raw and gzipped (level 9, what a browser downloads
+  from the server, which gzips text once and keeps it in memory); goal: at most 250 KB gzipped;
+- starts ``abyssal serve`` (tests/harness.py) with a fresh data directory, creates a logged-in user
+  and puts one resting order in the book so the page has something to draw;
+- ``--runs`` times, in a fresh browser context (cold HTTP cache): loads ``/?pair=XBTUSD`` and reads
+  the Navigation Timing entry (``domInteractive``, ``domContentLoadedEventEnd``, ``loadEventEnd``)
+  and the time when the page is usable: the order book shows the resting order and the order form's
+  submit button is enabled (``performance.now()`` at that moment, from navigation start);
+- asserts the end state: every run reached usable, the order is still in the book, the server's
+  ledger audit is empty; prints medians and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.harness import Server  # noqa: E402
+
+CHROMIUM = os.environ.get("ABYSSAL_CHROMIUM", "/usr/bin/chromium")
+JS_GZIP_BYTES_GOAL = 250 * 1024
+USABLE_TIMEOUT_MS = 15_000
+
+USABLE_JS = """async () => {
+  const deadline = performance.now() + TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    const bid = document.querySelector('[data-testid=book] tr.bid');
+    const submit = document.querySelector('.order-form button[type=submit]');
+    if (bid && submit && !submit.disabled) return performance.now();
+    await new Promise(r => setTimeout(r, 5));
+  }
+  return -1;
+}""".replace("TIMEOUT_MS", str(USABLE_TIMEOUT_MS))
+
+
+def js_sizes(dist: Path) -> tuple[int, int, list[tuple[str, int, int]]]:
+    files = []
+    for f in sorted((dist / "assets").glob("*.js")):
+        raw = f.read_bytes()
+        files.append((f.name, len(raw), len(gzip.compress(raw, 9))))
+    return sum(r for _, r, _ in files), sum(g for _, _, g in files), files
+
+
+def seed(server: Server) -> tuple[str, str]:
+    """A web user with funds and one resting buy; returns (session cookie, csrf)."""
+
+    def call(path: str, body: bytes, headers: dict[str, str]) -> tuple[Any, Any]:
+        req = urllib.request.Request(server.url + path, data=body, method="POST", headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read()), resp.headers
+
+    me, headers = call(
+        "/api/signup",
+        json.dumps({"email": "bench@example.com", "password": "bench password 1"}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    session = next(
+        c.split(";")[0].split("=", 1)[1]
+        for c in headers.get_all("Set-Cookie")
+        if c.startswith("abyssal_session=")
+    )
+    auth = {"Cookie": f"abyssal_session={session}", "X-CSRF-Token": me["csrf"]}
+    call("/api/faucet", b"", auth)
+    placed, _ = call(
+        "/0/private/AddOrder",
+        b"pair=XBTUSD&type=buy&ordertype=limit&price=30000&volume=0.01",
+        {**auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert placed["error"] == [], placed
+    return session, me["csrf"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    assert 1 <= args.runs <= 100
+    dist = ROOT / "web" / "dist"
+    if not (dist / "index.html").is_file():
+        sys.exit("web/dist is missing: run (cd web && npm ci && npm run build) first")
+    from playwright.sync_api import sync_playwright
+
+    raw, gz, files = js_sizes(dist)
+    print(f"machine: {platform.node()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}, "
+          f"Python {platform.python_version()}, chromium {CHROMIUM}")  # fmt: skip
+    for name, r, g in files:
+        print(f"  {name:<50} {r / 1024:8.1f} KB raw {g / 1024:7.1f} KB gzip")
+    verdict = "ok" if gz <= JS_GZIP_BYTES_GOAL else "OVER GOAL"
+    print(
+        f"JavaScript total: {raw / 1024:.1f} KB raw, {gz / 1024:.1f} KB gzipped (goal <= 250 KB: {verdict})"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="abyssal-web-bench-") as tmp:
+        server = Server(Path(tmp) / "data")
+        server.start()
+        try:
+            session, _csrf = seed(server)
+            rows: list[dict[str, float]] = []
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+                for _ in range(args.runs):
+                    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+                    ctx.add_cookies([{"name": "abyssal_session", "value": session, "url": server.url}])
+                    page = ctx.new_page()
+                    started = time.perf_counter()
+                    page.goto(server.url + "/?pair=XBTUSD", wait_until="commit")
+                    usable_ms = float(page.evaluate(USABLE_JS))
+                    wall_ms = (time.perf_counter() - started) * 1000
+                    nav = page.evaluate("JSON.stringify(performance.getEntriesByType('navigation')[0])")
+                    entry = json.loads(nav)
+                    assert usable_ms > 0, "the page never became usable"
+                    rows.append(
+                        {
+                            "domInteractive": entry["domInteractive"],
+                            "domContentLoaded": entry["domContentLoadedEventEnd"],
+                            "load": entry["loadEventEnd"],
+                            "usable": usable_ms,
+                            "wall": wall_ms,
+                        }
+                    )
+                    ctx.close()
+                browser.close()
+            assert server.status()["audit"] == []
+        finally:
+            server.stop()
+    print(
+        f"time to interactive, cold cache, loopback, median of {args.runs} runs (ms from navigation start):"
+    )
+    for key in ("domInteractive", "domContentLoaded", "load", "usable"):
+        values = [r[key] for r in rows]
+        print(
+            f"  {key:<17} median {statistics.median(values):7.1f}"
+            f"   min {min(values):7.1f}   max {max(values):7.1f}"
+        )
+    print("  (usable = order book drawn with the resting order and the order form enabled)")
+
+
+if __name__ == "__main__":
+    main()
