@@ -15,6 +15,7 @@ from typing import Any
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_DATA_DIR = Path("./abyssal-data")
 ADMIN_TIMEOUT_S = 30
+WS_FRAME_BYTES_MAX = 256 * 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +197,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,  # uvicorn's records go through configure_logging's handler
             access_log=False,
             timeout_graceful_shutdown=10,
+            # WebSocket: no per-message deflate (fan-out writes one pre-built frame per broadcast;
+            # see docs/adr/0004-websocket.md) and frames bounded well below uvicorn's 16 MiB default
+            ws_per_message_deflate=False,
+            ws_max_size=WS_FRAME_BYTES_MAX,
         )
     )
     try:

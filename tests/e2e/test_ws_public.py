@@ -193,7 +193,9 @@ def test_mode_changes_reach_status_and_instrument(server: Server) -> None:
         update = await ws.data("instrument", "update")
         statuses = {p["symbol"]: p["status"] for p in update["data"]["pairs"]}
         assert statuses["ETH/USD"] == "post_only" and statuses["BTC/USD"] == "online"
-        await asyncio.to_thread(server.admin, "POST", "/admin/mode", {"pair": "system", "mode": "cancel_only"})
+        await asyncio.to_thread(
+            server.admin, "POST", "/admin/mode", {"pair": "system", "mode": "cancel_only"}
+        )
         status = await ws.data("status")
         assert status["data"][0]["system"] == "cancel_only"
         await ws.data("instrument", "update")

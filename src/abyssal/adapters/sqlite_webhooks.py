@@ -12,7 +12,6 @@ from abyssal.adapters.sqlite import SqliteStore
 from abyssal.ports import BusMessage
 from abyssal.runtime import faults
 
-
 IN_FLIGHT = "attempt in flight"  # last_error while a call is under way
 
 

@@ -57,7 +57,7 @@ class FeeSchedule:
     def __post_init__(self) -> None:
         assert self.tiers, "a fee schedule needs at least one tier"
         assert self.tiers[0].volume_minor == 0, "the first tier starts at zero volume"
-        for a, b in zip(self.tiers, self.tiers[1:]):
+        for a, b in zip(self.tiers, self.tiers[1:], strict=False):
             assert a.volume_minor < b.volume_minor, "tiers must ascend"
 
     def tier_index(self, volume_minor: int) -> int:

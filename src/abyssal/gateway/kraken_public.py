@@ -96,7 +96,8 @@ def _pair_info(ex: Exchange, pair: Pair, info: str) -> dict[str, Any]:
         return {"margin_call": 80, "margin_stop": 40}
     return {
         "altname": pair.altname, "wsname": pair.wsname, "aclass_base": "currency", "base": pair.base.id,
-        "aclass_quote": "currency", "quote": pair.quote.id, "lot": "unit", "cost_decimals": pair.cost_decimals,
+        "aclass_quote": "currency", "quote": pair.quote.id, "lot": "unit",
+        "cost_decimals": pair.cost_decimals,
         "pair_decimals": pair.pair_decimals, "lot_decimals": pair.lot_decimals, "lot_multiplier": 1,
         "leverage_buy": [], "leverage_sell": [], "fees": fees, "fees_maker": fees_maker,
         "fee_volume_currency": ex.instruments.fee_volume_asset.id, "margin_call": 80, "margin_stop": 40,

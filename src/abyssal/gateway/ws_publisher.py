@@ -15,7 +15,6 @@ conflating rounds never breaks a client's checksum. Snapshots come from the same
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import Final
@@ -188,8 +187,3 @@ class Publisher:
 
     def instrument_frame(self, modes: Sequence[int], kind: str) -> bytes:
         return ws_market.instrument_frame(self.instruments, modes, kind)
-
-    async def settle(self) -> None:
-        """Wait until nothing is pending (tests and benchmarks)."""
-        while self._round_wanted or self.flusher.backlog:
-            await asyncio.sleep(0.001)

@@ -157,6 +157,7 @@ class Flusher:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._busy.clear()  # whoever is still sending is behind: rounds stop waiting for it
         callbacks, self._idle_callbacks = self._idle_callbacks, []
         for callback in callbacks:
             callback()
@@ -167,6 +168,7 @@ class Wire:
 
     __slots__ = (
         "_flusher",
+        "_framed",
         "_frames",
         "_ready",
         "_send",
@@ -186,7 +188,8 @@ class Wire:
         self._send = send
         self._flusher = flusher
         self.transport = transport
-        self._frames: deque[Out] = deque()
+        self._frames: deque[Out] = deque()  # ASGI path
+        self._framed: deque[bytes] = deque()  # direct path: frames as written to the socket
         self.queued_bytes = 0
         self.scheduled = False
         self.closed = False
@@ -214,16 +217,22 @@ class Wire:
         if self.closed:
             return
         frame = out if type(out) is Out else Out(out)  # type: ignore[arg-type]
+        if self._ready is None:  # direct: keep the framed bytes, shared by every subscriber
+            data = frame.framed()
+            self._framed.append(data)
+            self.queued_bytes += len(data)
+            if not self.scheduled:
+                self.scheduled = True
+                self._flusher.schedule(self)
+            return
         self._frames.append(frame)
         self.queued_bytes += len(frame.payload)
+        if len(self._frames) == 1:  # it had caught up: the next round waits for it (a while)
+            self._flusher.busy(self)
         if not self.scheduled:
             self.scheduled = True
-            if self._ready is None:
-                self._flusher.schedule(self)
-            else:
-                self._flusher.busy(self)
-                self._ready.set()
-        if self.transport is None and self.queued_bytes > SEND_BUFFER_BYTES_MAX:
+            self._ready.set()
+        if self.queued_bytes > SEND_BUFFER_BYTES_MAX:
             self.check_full()  # the direct path checks after each write instead
 
     def check_full(self) -> bool:
@@ -245,17 +254,17 @@ class Wire:
         """Direct path: write everything pending in one call (the flusher calls this)."""
         self.scheduled = False
         transport = self.transport
-        if self.closed or transport is None or not self._frames:
+        if self.closed or transport is None or not self._framed:
             return
         if transport.is_closing():
             self._drop()
             return
-        frames = self._frames
-        data = frames[0].framed() if len(frames) == 1 else b"".join([f.framed() for f in frames])
-        self.frames_sent += len(frames)
+        framed = self._framed
+        data = framed[0] if len(framed) == 1 else b"".join(framed)
+        self.frames_sent += len(framed)
         self.bytes_sent += len(data)
         self.last_sent_s = time.monotonic()
-        frames.clear()
+        framed.clear()
         self.queued_bytes = 0
         transport.write(data)
         if self.full_since is not None or transport.get_write_buffer_size() > SEND_BUFFER_BYTES_MAX:
@@ -283,6 +292,7 @@ class Wire:
 
     def _drop(self) -> None:
         self._frames.clear()
+        self._framed.clear()
         self.queued_bytes = 0
 
     def close(self, code: int = 1000, reason: str = "", *, flush_pending: bool = True) -> None:
