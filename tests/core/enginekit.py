@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, settings
 from abyssal.config import load_config
 from abyssal.core.accounts import FEE_ACCOUNT
 from abyssal.core.book import Order
-from abyssal.core.engine import Engine, required_hold
+from abyssal.core.engine import Engine
 from abyssal.core.instruments import Asset, FeeSchedule, FeeTier, Instruments, Pair
+from abyssal.core.matching import required_hold
 from abyssal.core.messages import (
     FLAG_VIQC,
     TRIGGERED_TYPES,

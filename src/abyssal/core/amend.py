@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from abyssal.core.book import Order
-from abyssal.core.engine import ICEBERG_DISPLAY_RATIO_MAX
 from abyssal.core.matching import close_order, required_hold, would_take
 from abyssal.core.messages import (
     FLAG_POST,
@@ -25,6 +24,7 @@ from abyssal.core.messages import (
     Rejected,
     Side,
 )
+from abyssal.core.placement import ICEBERG_DISPLAY_RATIO_MAX
 
 if TYPE_CHECKING:
     from abyssal.core.engine import Engine

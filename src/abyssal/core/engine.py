@@ -10,17 +10,13 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from typing import Final
 
 from abyssal.core import funding
 from abyssal.core.book import Order
-from abyssal.core.instruments import PPM, Instruments, Pair, ceil_div
+from abyssal.core.instruments import Instruments, Pair
 from abyssal.core.matching import (
     close_order,
-    fee_from_hold,
     match,
-    required_hold,
-    walk_cost_raw,
     would_take,
 )
 from abyssal.core.messages import (
@@ -38,7 +34,6 @@ from abyssal.core.messages import (
     CloseReason,
     Command,
     Deposit,
-    Deposited,
     EditOrder,
     Event,
     Mode,
@@ -50,53 +45,39 @@ from abyssal.core.messages import (
     OrderType,
     PlaceBatch,
     PlaceOrder,
-    PriceKind,
     Reject,
     Rejected,
     SetMode,
-    Side,
-    Stp,
     Tick,
-    TimeInForce,
     TimerArmed,
     Withdraw,
     WithdrawHold,
-    Withdrawn,
     WithdrawPost,
     WithdrawVoid,
 )
+from abyssal.core.placement import (
+    _ORDER_TYPE_BY_CODE,
+    _REASON_FILLED,
+    _REASON_IOC_REMAINDER,
+    _REASON_POST_ONLY,
+    _REASON_USER_REQUESTED,
+    _SIDE_BUY,
+    _STATUS_CANCELED,
+    _STATUS_CLOSED,
+    _STATUS_OPEN,
+    _STATUS_PENDING,
+    _TIF_GTD,
+    _TIF_IOC,
+    _TYPE_ICEBERG,
+    STOP_LIMITS,
+    best_opposite,
+    check_place,
+    initial_hold,
+    known_enums,
+    resolve_prices,
+    trail_offset,
+)
 from abyssal.core.state import EngineState
-
-# Enum members used for every order, bound once: on CPython 3.11 each ``OrderStatus.closed``
-# goes through EnumType.__getattr__ (a method-wrapper per access, ~0.1 us; gone in 3.12).
-_MODE_CANCEL_ONLY: Final = Mode.cancel_only
-_MODE_LIMIT_ONLY: Final = Mode.limit_only
-_MODE_MAINTENANCE: Final = Mode.maintenance
-_MODE_POST_ONLY: Final = Mode.post_only
-_PRICE_ABS: Final = PriceKind.abs
-_PRICE_MINUS: Final = PriceKind.minus
-_PRICE_PLUS: Final = PriceKind.plus
-_REASON_FILLED: Final = CloseReason.filled
-_REASON_IOC_REMAINDER: Final = CloseReason.ioc_remainder
-_REASON_POST_ONLY: Final = CloseReason.post_only
-_REASON_USER_REQUESTED: Final = CloseReason.user_requested
-_SIDE_BUY: Final = Side.buy
-_STATUS_CANCELED: Final = OrderStatus.canceled
-_STATUS_CLOSED: Final = OrderStatus.closed
-_STATUS_OPEN: Final = OrderStatus.open
-_STATUS_PENDING: Final = OrderStatus.pending
-_TIF_GTD: Final = TimeInForce.gtd
-_TIF_IOC: Final = TimeInForce.ioc
-_TYPE_ICEBERG: Final = OrderType.iceberg
-_TYPE_MARKET: Final = OrderType.market
-_TYPE_STOP_LOSS: Final = OrderType.stop_loss
-_TYPE_STOP_LOSS_LIMIT: Final = OrderType.stop_loss_limit
-_TYPE_TRAILING_STOP_LIMIT: Final = OrderType.trailing_stop_limit
-
-LIMIT_PRICED: Final = (OrderType.limit, OrderType.iceberg)
-STOP_LIMITS: Final = (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
-TRAILING: Final = (OrderType.trailing_stop, OrderType.trailing_stop_limit)
-ICEBERG_DISPLAY_RATIO_MAX = 15  # displayvol must be at least volume / 15
 
 
 class Engine:
@@ -114,8 +95,8 @@ class Engine:
             CancelAllAfter: self._on_dms,  # type: ignore[dict-item]
             AmendOrder: self._on_amend,  # type: ignore[dict-item]
             EditOrder: self._on_edit,  # type: ignore[dict-item]
-            Deposit: self._on_deposit,  # type: ignore[dict-item]
-            Withdraw: self._on_withdraw,  # type: ignore[dict-item]
+            Deposit: lambda c, events: funding.on_deposit(self.s, c, events),  # type: ignore[arg-type]
+            Withdraw: lambda c, events: funding.on_withdraw(self.s, c, events),  # type: ignore[arg-type]
             Tick: self._on_tick,  # type: ignore[dict-item]
             SetMode: self._on_mode,  # type: ignore[dict-item]
             # withdrawals as pending transfers (core/funding.py)
@@ -192,19 +173,19 @@ class Engine:
         if not 0 <= c.pair < len(s.pairs):
             return self._reject(c, Reject.unknown_pair, "", events, bi)
         pair = s.pairs[c.pair]
-        if not _known_enums(c):  # an out-of-range code must not reach OrderType() or the STP loop
+        if not known_enums(c):  # an out-of-range code must not reach OrderType() or the STP loop
             return self._reject(c, Reject.invalid_arguments, "enum", events, bi)
         t = _ORDER_TYPE_BY_CODE[c.ordertype]  # OrderType(c.ordertype) without EnumType.__call__
         is_buy = c.side == _SIDE_BUY
-        problem = self._check_place(c, pair, t, is_buy)
+        problem = check_place(self.s, c, pair, t, is_buy)
         if problem is not None:
             return self._reject(c, problem[0], problem[1], events, bi)
-        prices = self._resolve_prices(c, pair, t, is_buy)
+        prices = resolve_prices(self.s, c, pair, t, is_buy)
         if isinstance(prices, tuple) and isinstance(prices[0], Reject):
             return self._reject(c, prices[0], str(prices[1]), events, bi)
         limit, stop, price2, trail_off, trail_pct = prices  # type: ignore[misc]
         viqc = bool(c.flags & FLAG_VIQC)
-        ref = limit or stop or self._best_opposite(pair, is_buy)
+        ref = limit or stop or best_opposite(self.s, pair, is_buy)
         if not viqc and c.volume_lots < pair.ordermin_lots:
             return self._reject(c, Reject.volume_below_minimum, "", events, bi)
         if not viqc and ref and ref * c.volume_lots < pair.costmin_raw:
@@ -221,7 +202,7 @@ class Engine:
             o.visible_lots = min(c.display_lots, c.volume_lots)
         if t in TRIGGERED_TYPES and is_buy and t not in STOP_LIMITS:
             o.price2_ticks = s.band_limit(pair, True, stop)  # the price the hold covers
-        hold = self._initial_hold(pair, o, t, viqc)
+        hold = initial_hold(self.s, pair, o, t, viqc)
         known = s.accounts.get(c.account)  # a refusal must not even create an empty account
         hold_asset = pair.quote.index if is_buy else pair.base.index
         if (known.available(hold_asset) if known is not None else 0) < hold:
@@ -270,114 +251,6 @@ class Engine:
             validate_only, bi,
         )  # fmt: skip
 
-    def _check_place(
-        self, c: PlaceOrder, pair: Pair, t: OrderType, is_buy: bool
-    ) -> tuple[Reject, str] | None:
-        s = self.s
-        mode = s.mode_of(c.pair)
-        post = bool(c.flags & FLAG_POST)
-        if mode == _MODE_MAINTENANCE:
-            return Reject.market_unavailable, ""
-        if mode == _MODE_CANCEL_ONLY:
-            return Reject.market_cancel_only, ""
-        if mode == _MODE_POST_ONLY and not (post and t in LIMIT_PRICED):
-            return Reject.market_post_only, ""
-        if mode == _MODE_LIMIT_ONLY and t not in LIMIT_PRICED:
-            return Reject.market_limit_only, ""
-        if c.volume_lots <= 0:
-            return Reject.invalid_volume, "volume"
-        if c.flags & FLAG_VIQC and not (is_buy and t == _TYPE_MARKET):
-            return Reject.invalid_arguments, "viqc"
-        if c.flags & FLAG_FCIB and c.flags & FLAG_FCIQ:
-            return Reject.invalid_arguments, "oflags"
-        if post and t not in LIMIT_PRICED and t not in STOP_LIMITS:
-            return Reject.invalid_arguments, "oflags"
-        if c.tif == _TIF_GTD and c.expire_ns <= c.ts_ns:
-            return Reject.invalid_arguments, "expiretm"
-        if t == _TYPE_ICEBERG and not (
-            0 < c.display_lots <= c.volume_lots
-            and c.display_lots * ICEBERG_DISPLAY_RATIO_MAX >= c.volume_lots
-        ):
-            return Reject.invalid_arguments, "displayvol"
-        acct = s.accounts.get(c.account)
-        if c.cl_ord_id and acct is not None and c.cl_ord_id in acct.cl_ids:
-            return Reject.duplicate_cl_ord_id, ""
-        return None
-
-    def _resolve_prices(
-        self, c: PlaceOrder, pair: Pair, t: OrderType, is_buy: bool
-    ) -> tuple[int, int, int, int, int] | tuple[Reject, str]:
-        """(limit, stop, price2, trail_offset, trail_pct_ppm) in ticks, or a rejection."""
-        last = self.s.last_price[c.pair]
-        tick = pair.tick_ticks
-        limit = stop = price2 = trail_off = 0
-        trail_pct = -1
-        if t == _TYPE_MARKET:
-            return 0, 0, 0, 0, -1
-        if t in LIMIT_PRICED:
-            if c.price_kind != _PRICE_ABS or c.price_ticks <= 0:
-                return Reject.invalid_price, "price"
-            limit = c.price_ticks
-        elif t in TRAILING:
-            if c.price_kind != _PRICE_PLUS or c.price_ticks < 0:
-                return Reject.invalid_price, "price"
-            if not last:
-                return Reject.no_last_price, ""
-            trail_off, trail_pct = c.price_ticks, c.price_pct_ppm
-            offset = _offset(last, trail_off, trail_pct, tick)
-            stop = last + offset if is_buy else last - offset
-            if t == _TYPE_TRAILING_STOP_LIMIT:
-                if c.price2_kind not in (_PRICE_PLUS, _PRICE_MINUS):
-                    return Reject.invalid_price, "price2"
-                off2 = _offset(stop, c.price2_ticks, c.price2_pct_ppm, tick)
-                price2 = off2 if c.price2_kind == _PRICE_PLUS else -off2
-                limit_at_trigger = stop + price2
-                if limit_at_trigger <= 0:
-                    return Reject.invalid_price, "price2"
-        else:
-            up = (t in (_TYPE_STOP_LOSS, _TYPE_STOP_LOSS_LIMIT)) == is_buy
-            resolved = _resolve(c.price_kind, c.price_ticks, c.price_pct_ppm, last, up, tick)
-            if resolved is None:
-                return Reject.no_last_price, ""
-            stop = resolved
-            if t in STOP_LIMITS:
-                r2 = _resolve(c.price2_kind, c.price2_ticks, c.price2_pct_ppm, stop, is_buy, tick)
-                if r2 is None or r2 <= 0:
-                    return Reject.invalid_price, "price2"
-                price2 = r2
-        for value in (limit, stop, price2 if t in STOP_LIMITS and t not in TRAILING else 0):
-            if value < 0:
-                return Reject.invalid_price, "price"
-            if value % tick:
-                return Reject.tick_size, ""
-        if t == _TYPE_TRAILING_STOP_LIMIT and price2 % tick:  # a signed offset from the trigger
-            return Reject.tick_size, ""
-        if t not in LIMIT_PRICED and stop <= 0:
-            return Reject.invalid_price, "price"
-        return limit, stop, price2, trail_off, trail_pct
-
-    def _best_opposite(self, pair: Pair, is_buy: bool) -> int:
-        book = self.s.books[pair.index]
-        return book.asks.best_price() if is_buy else book.bids.best_price()
-
-    def _initial_hold(self, pair: Pair, o: Order, t: OrderType, viqc: bool) -> int:
-        if not o.is_buy:
-            return required_hold(pair, o, o.remaining_lots, 0)
-        if viqc:
-            fee = ceil_div(o.volume_lots * pair.fees.max_ppm, PPM) if fee_from_hold(o) else 0
-            return o.volume_lots + fee
-        if t == _TYPE_MARKET:
-            best = self._best_opposite(pair, True)
-            if not best:
-                return 0
-            cap = 0 if o.flags & FLAG_NOMPP else self.s.band_limit(pair, True, best)
-            raw = walk_cost_raw(self.s, pair, True, o.volume_lots, cap, o.account)
-            return hold_for_raw(pair, o, raw)
-        if t == _TYPE_TRAILING_STOP_LIMIT:
-            return required_hold(pair, o, o.remaining_lots, o.stop_ticks + o.price2_ticks)
-        price = o.limit_ticks or o.price2_ticks
-        return required_hold(pair, o, o.remaining_lots, price)
-
     # ------------------------------------------------------------------ execution
     def _activate(self, o: Order, ts_ns: int, events: list[Event]) -> None:
         if o.ordertype in TRIGGERED_TYPES:
@@ -409,7 +282,7 @@ class Engine:
 
     def _execute_market(self, o: Order, pair: Pair, ts_ns: int, events: list[Event]) -> None:
         s = self.s
-        best = self._best_opposite(pair, o.is_buy)
+        best = best_opposite(self.s, pair, o.is_buy)
         if not best:
             close_order(s, o, OrderStatus.canceled, CloseReason.no_liquidity, ts_ns, events)
             return
@@ -423,7 +296,7 @@ class Engine:
         if o.filled_lots if viqc else o.remaining_lots == 0:
             close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
             return
-        best = self._best_opposite(pair, o.is_buy)
+        best = best_opposite(self.s, pair, o.is_buy)
         if not best:
             reason = CloseReason.no_liquidity
         elif limit and (best > limit if o.is_buy else best < limit):
@@ -470,11 +343,11 @@ class Engine:
         for o in list(s.trailing[pair_index].values()):
             if o.is_buy:
                 o.trail_ref_ticks = min(o.trail_ref_ticks, last)
-                o.stop_ticks = o.trail_ref_ticks + _trail_offset(o, tick)
+                o.stop_ticks = o.trail_ref_ticks + trail_offset(o, tick)
                 hit = last >= o.stop_ticks
             else:
                 o.trail_ref_ticks = max(o.trail_ref_ticks, last)
-                o.stop_ticks = o.trail_ref_ticks - _trail_offset(o, tick)
+                o.stop_ticks = o.trail_ref_ticks - trail_offset(o, tick)
                 hit = last <= o.stop_ticks
             if hit:
                 due.append(o)
@@ -559,31 +432,6 @@ class Engine:
 
         edit(self, c, events)
 
-    # ------------------------------------------------------------------ funds and modes
-    def _on_deposit(self, c: Deposit, events: list[Event]) -> None:
-        if not 0 <= c.asset < len(self.s.instruments.assets):
-            events.append(Rejected(c.account, int(Reject.unknown_asset)))
-            return
-        if c.amount_minor <= 0:
-            events.append(Rejected(c.account, int(Reject.invalid_amount)))
-            return
-        self.s.account(c.account).credit(c.asset, c.amount_minor)
-        events.append(Deposited(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
-
-    def _on_withdraw(self, c: Withdraw, events: list[Event]) -> None:
-        if not 0 <= c.asset < len(self.s.instruments.assets):
-            events.append(Rejected(c.account, int(Reject.unknown_asset)))
-            return
-        acct = self.s.accounts.get(c.account)  # a refusal must not create an empty account
-        if c.amount_minor <= 0:
-            events.append(Rejected(c.account, int(Reject.invalid_amount)))
-            return
-        if acct is None or acct.available(c.asset) < c.amount_minor:
-            events.append(Rejected(c.account, int(Reject.insufficient_funds)))
-            return
-        acct.debit_available(c.asset, c.amount_minor)
-        events.append(Withdrawn(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
-
     def _on_mode(self, c: SetMode, events: list[Event]) -> None:
         mode = int(Mode(c.mode))
         if c.pair < 0:
@@ -597,51 +445,3 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- helpers
-def hold_for_raw(pair: Pair, o: Order, raw: int) -> int:
-    q = pair.raw_to_quote_ceil(raw)
-    if fee_from_hold(o):
-        q += pair.raw_to_quote_ceil(ceil_div(raw * pair.fees.max_ppm, PPM))
-    return q
-
-
-_ORDER_TYPES: Final = frozenset(int(t) for t in OrderType)
-_ORDER_TYPE_BY_CODE: Final = {int(t): t for t in OrderType}
-_SIDES: Final = frozenset(int(x) for x in Side)
-_TIFS: Final = frozenset(int(x) for x in TimeInForce)
-_STPS: Final = frozenset(int(x) for x in Stp)
-_PRICE_KINDS: Final = frozenset(int(x) for x in PriceKind)
-
-
-def _known_enums(c: PlaceOrder) -> bool:
-    return (
-        c.ordertype in _ORDER_TYPES
-        and c.side in _SIDES
-        and c.tif in _TIFS
-        and c.stp in _STPS
-        and c.price_kind in _PRICE_KINDS
-        and c.price2_kind in _PRICE_KINDS
-    )
-
-
-def _trail_offset(o: Order, tick: int) -> int:
-    return _offset(o.trail_ref_ticks, o.trail_offset, o.trail_pct_ppm, tick)
-
-
-def _offset(base_ticks: int, value: int, pct_ppm: int, tick: int) -> int:
-    """An offset in ticks: absolute, or a percentage of the base rounded down to the tick."""
-    if pct_ppm < 0:
-        return value
-    raw = base_ticks * pct_ppm // (100 * PPM)
-    return raw - raw % tick
-
-
-def _resolve(kind: int, ticks: int, pct_ppm: int, base: int, up: bool, tick: int) -> int | None:
-    """Absolute price from a (possibly relative) spec; '#' moves in the order's own direction."""
-    if kind == PriceKind.abs:
-        return ticks
-    if not base:
-        return None
-    offset = _offset(base, ticks, pct_ppm, tick)
-    if kind == PriceKind.plus or (kind == PriceKind.hash and up):
-        return base + offset
-    return base - offset

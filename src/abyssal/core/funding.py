@@ -9,11 +9,15 @@ transfers): a second hold under a pending ref, or a post/void of a ref that is n
 from __future__ import annotations
 
 from abyssal.core.messages import (
+    Deposit,
+    Deposited,
     Event,
     Reject,
     Rejected,
+    Withdraw,
     WithdrawHeld,
     WithdrawHold,
+    Withdrawn,
     WithdrawPost,
     WithdrawPosted,
     WithdrawVoid,
@@ -81,3 +85,30 @@ def on_withdraw_void(s: EngineState, c: WithdrawVoid, events: list[Event]) -> No
     del s.withdrawals[c.ref]
     assert acct.total[asset] == total_before, "a void moves no money out"
     events.append(WithdrawVoided(account, asset, amount, c.ref, c.ts_ns))
+
+
+# -- immediate movements: deposits (the sandbox faucet) and direct withdrawals ----------------
+def on_deposit(s: EngineState, c: Deposit, events: list[Event]) -> None:
+    if not 0 <= c.asset < len(s.instruments.assets):
+        events.append(Rejected(c.account, int(Reject.unknown_asset)))
+        return
+    if c.amount_minor <= 0:
+        events.append(Rejected(c.account, int(Reject.invalid_amount)))
+        return
+    s.account(c.account).credit(c.asset, c.amount_minor)
+    events.append(Deposited(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
+
+
+def on_withdraw(s: EngineState, c: Withdraw, events: list[Event]) -> None:
+    if not 0 <= c.asset < len(s.instruments.assets):
+        events.append(Rejected(c.account, int(Reject.unknown_asset)))
+        return
+    acct = s.accounts.get(c.account)  # a refusal must not create an empty account
+    if c.amount_minor <= 0:
+        events.append(Rejected(c.account, int(Reject.invalid_amount)))
+        return
+    if acct is None or acct.available(c.asset) < c.amount_minor:
+        events.append(Rejected(c.account, int(Reject.insufficient_funds)))
+        return
+    acct.debit_available(c.asset, c.amount_minor)
+    events.append(Withdrawn(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))

@@ -53,12 +53,14 @@ class FeeSchedule:
     """Maker and taker rates by 30-day traded volume; tiers sorted by ascending threshold."""
 
     tiers: tuple[FeeTier, ...]
+    max_ppm: int = field(init=False)  # the highest rate anywhere: what an order holds for its fee
 
     def __post_init__(self) -> None:
         assert self.tiers, "a fee schedule needs at least one tier"
         assert self.tiers[0].volume_minor == 0, "the first tier starts at zero volume"
         for a, b in zip(self.tiers, self.tiers[1:], strict=False):
             assert a.volume_minor < b.volume_minor, "tiers must ascend"
+        object.__setattr__(self, "max_ppm", max(max(t.taker_ppm, t.maker_ppm) for t in self.tiers))
 
     def tier_index(self, volume_minor: int) -> int:
         index = 0
@@ -71,11 +73,6 @@ class FeeSchedule:
         """(maker_ppm, taker_ppm) for an account with this 30-day volume."""
         tier = self.tiers[self.tier_index(volume_minor)]
         return tier.maker_ppm, tier.taker_ppm
-
-    @property
-    def max_ppm(self) -> int:
-        """The highest rate anywhere in the schedule: what an order holds for its fee."""
-        return max(max(t.taker_ppm, t.maker_ppm) for t in self.tiers)
 
 
 @dataclass(frozen=True, slots=True)
