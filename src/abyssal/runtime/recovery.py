@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from abyssal.adapters.store import Store
@@ -37,19 +38,7 @@ def recover(store: Store, instruments: Instruments) -> Recovered:
         if hashlib.sha256(blob).hexdigest() != stored_hash:
             raise ReplayMismatch(f"snapshot at seq {snap_seq} does not match its recorded hash")
         engine, seq = snapshots.restore(instruments, blob), snap_seq
-    replayed = 0
-    while True:
-        page = store.commands_after(seq, REPLAY_PAGE_ROWS)
-        if not page:
-            break
-        for row_seq, command_body, events_body in page:
-            if row_seq != seq + 1:
-                raise ReplayMismatch(f"command log has a gap before seq {row_seq}")
-            events = engine.apply(command_decoder.decode(command_body))
-            if events_encoder.encode(events) != events_body:
-                raise ReplayMismatch(f"events differ at seq {row_seq}")
-            seq = row_seq
-            replayed += 1
+    seq, replayed = replay(store, engine, seq)
     return Recovered(engine, seq + 1, snap_seq, replayed)
 
 
@@ -65,11 +54,28 @@ def verify_from_genesis(store: Store, instruments: Instruments) -> tuple[int, st
         int(seq): str(h)
         for seq, h in store.conn().execute("SELECT seq, state_hash FROM snapshots").fetchall()
     }
-    seq = 0
+
+    def check(at_seq: int) -> None:
+        expected = snaps.get(at_seq)
+        if expected is not None and snapshots.state_hash(engine) != expected:
+            raise ReplayMismatch(f"state hash differs from the snapshot at seq {at_seq}")
+
+    seq, _ = replay(store, engine, 0, check)
+    return seq, snapshots.state_hash(engine)
+
+
+def replay(
+    store: Store, engine: Engine, seq: int, after_each: Callable[[int], None] | None = None
+) -> tuple[int, int]:
+    """Apply every logged command after ``seq``, comparing its events with the stored ones.
+
+    Returns (last seq applied, commands applied); raises ReplayMismatch on a gap or a difference.
+    """
+    applied = 0
     while True:
         page = store.commands_after(seq, REPLAY_PAGE_ROWS)
         if not page:
-            break
+            return seq, applied
         for row_seq, command_body, events_body in page:
             if row_seq != seq + 1:
                 raise ReplayMismatch(f"command log has a gap before seq {row_seq}")
@@ -77,7 +83,6 @@ def verify_from_genesis(store: Store, instruments: Instruments) -> tuple[int, st
             if events_encoder.encode(events) != events_body:
                 raise ReplayMismatch(f"events differ at seq {row_seq}")
             seq = row_seq
-            expected = snaps.get(seq)
-            if expected is not None and snapshots.state_hash(engine) != expected:
-                raise ReplayMismatch(f"state hash differs from the snapshot at seq {seq}")
-    return seq, snapshots.state_hash(engine)
+            applied += 1
+            if after_each is not None:
+                after_each(seq)
