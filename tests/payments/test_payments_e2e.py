@@ -185,10 +185,16 @@ def test_the_sandbox_auto_settles_withdrawals(server: Server) -> None:
 
 
 def _crash_then_recover(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, fault: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+    fault: str,
+    database: str | None = None,
 ) -> None:
-    """Arm ``fault`` (exit), make a deposit that hits it, restart clean, retry: one effect, one webhook."""
-    server = Server(tmp_path / "data")
+    """Arm ``fault`` (exit), make a deposit that hits it, restart clean, retry: one effect, one webhook.
+
+    ``database``: a postgresql:// URL (tests/postgres), or None for SQLite in the data dir."""
+    server = Server(tmp_path / "data", database=database)
     monkeypatch.setenv("ABYSSAL_FAULT", f"{fault}:exit")
     server.start()
     try:

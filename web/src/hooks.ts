@@ -1,3 +1,5 @@
+import { marketSocket, type MarketData } from "./ws";
+import type { PairInfo } from "./validate";
 import { useEffect, useRef, useState } from "react";
 
 /** Run ``fn`` now and every ``ms`` while mounted (and while the tab is visible); ``deps`` restart it. */
@@ -36,4 +38,23 @@ export function usePoll<T>(fn: () => Promise<T>, ms: number, deps: unknown[]): {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick, ms]);
   return { data, error, refresh: () => setTick((t) => t + 1) };
+}
+
+
+/** Live market data from the shared WebSocket for ``pair`` (ticker for every pair in ``pairs``). */
+export function useMarket(pair: PairInfo | undefined, pairs: PairInfo[]): MarketData | null {
+  const [data, setData] = useState<MarketData | null>(null);
+  const symbols = pairs.map((p) => p.wsname).join(",");
+  useEffect(() => {
+    if (typeof WebSocket === "undefined") return;
+    const s = marketSocket();
+    if (symbols) s.tickersFor(symbols.split(","));
+  }, [symbols]);
+  useEffect(() => {
+    if (typeof WebSocket === "undefined") return;
+    const s = marketSocket();
+    if (pair) s.select(pair.wsname, pair.pair_decimals, pair.lot_decimals);
+    return s.subscribe(setData);
+  }, [pair?.wsname, pair?.pair_decimals, pair?.lot_decimals]);
+  return data;
 }

@@ -99,6 +99,10 @@ class PgCursor:
         row = self._cursor.connection.execute("SELECT lastval()").fetchone()
         return None if row is None else int(row[0])
 
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
 

@@ -1,18 +1,21 @@
-"""SQLite adapter for payments: the idempotency gate, the payment state machine, the outbox,
+"""The payments adapter: the idempotency gate, the payment state machine, the outbox,
 funding settings (calendar, limits, withdraw keys, tokens) and webhook delivery records.
 
-Every public method is one ``BEGIN IMMEDIATE`` transaction on the calling thread's connection
-(callers run them on the reader pool, never on the event loop). Guarded writes are single
+It runs on the Store port (adapters/store.py), so on SQLite and on PostgreSQL alike: the SQL is
+the shared dialect (``?`` placeholders, ``INSERT ... ON CONFLICT``, ``RETURNING``) that
+``PgConnection`` translates. Every public method is one write transaction on the calling
+thread's connection (``BEGIN IMMEDIATE`` on SQLite; callers run them on the payments pool,
+never on the event loop). Guarded writes are single
 conditional statements: ``INSERT ... ON CONFLICT DO NOTHING`` for the gate, ``UPDATE ... WHERE
 status = ?`` for transitions. The outbox row is always the last statement of its transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 
 from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.store import DbConnection, Store
 from abyssal.ports import (
     BusMessage,
     IdempotencyClaim,
@@ -29,13 +32,14 @@ _PAYMENT_COLUMNS = (
     "address, reference, error, trace_id, created_ns, updated_ns"
 )
 ACTIVE_WITHDRAWAL = ("requested", "held", "sent", "completed")  # statuses that count against limits
+LIMIT_LOCK_CLASS = 0x4C494D  # pg_advisory_xact_lock(class, account): the daily-limit check's lock
 
 
 def _payment(row: tuple[object, ...]) -> PaymentRecord:
     return PaymentRecord(*row)  # type: ignore[arg-type]
 
 
-def _outbox(c: sqlite3.Connection, e: OutboxEvent, now_ns: int) -> None:
+def _outbox(c: DbConnection, e: OutboxEvent, now_ns: int) -> None:
     c.execute(
         "INSERT INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, trace_id, "
         "created_ns) VALUES (?,?,?,?,?,?,?,?)",
@@ -44,10 +48,23 @@ def _outbox(c: sqlite3.Connection, e: OutboxEvent, now_ns: int) -> None:
 
 
 class SqlitePaymentStore:
-    """PaymentStore and OutboxStore (ports.py) over the embedded database."""
+    """PaymentStore and OutboxStore (ports.py) over any Store (SQLite or PostgreSQL)."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
+        self._sqlite = isinstance(store, SqliteStore)
+
+    def _lock_account(self, c: DbConnection, account: int) -> None:
+        """Serialize read-then-insert checks per account until the transaction ends.
+
+        SQLite's ``BEGIN IMMEDIATE`` already holds the one write lock; PostgreSQL's READ COMMITTED
+        would let two transactions read the same sum, so they take a transaction advisory lock.
+        """
+        if not self._sqlite:
+            c.execute(
+                "SELECT pg_advisory_xact_lock(CAST(? AS integer), CAST(? AS integer))",
+                (LIMIT_LOCK_CLASS, account),
+            ).fetchone()
 
     # -- the idempotency gate ----------------------------------------------------------------
     def claim(
@@ -130,6 +147,7 @@ class SqlitePaymentStore:
     ) -> PaymentRecord | str:
         with self.store.transaction() as c:
             if limit is not None:
+                self._lock_account(c, new.account)
                 marks = ",".join("?" * len(ACTIVE_WITHDRAWAL))
                 used = c.execute(
                     "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE account = ? AND asset = ? "
@@ -138,10 +156,10 @@ class SqlitePaymentStore:
                 ).fetchone()[0]
                 if int(used) + new.amount_minor > limit.limit_minor:
                     return "daily_limit_exceeded"
-            cur = c.execute(
+            inserted = c.execute(
                 "INSERT INTO payments (refid, kind, account, asset, amount_minor, status, method, "
                 "withdraw_key, address, reference, trace_id, created_ns, updated_ns) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     new.refid,
                     new.kind,
@@ -157,8 +175,8 @@ class SqlitePaymentStore:
                     now_ns,
                     now_ns,
                 ),
-            )
-            pid = int(cur.lastrowid or 0)
+            ).fetchone()
+            pid = int(inserted[0])
             c.execute(
                 "INSERT INTO payment_transitions VALUES (?, 1, '', ?, 'opened', ?)", (pid, new.status, now_ns)
             )
@@ -311,9 +329,16 @@ class SqlitePaymentStore:
         return {date.fromisoformat(str(d)): bool(b) for d, b in rows}
 
     def put_calendar(self, calendar: str, rows: list[tuple[str, int, str]], replace: bool) -> int:
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        clash = (
+            "DO UPDATE SET is_business = excluded.is_business, note = excluded.note"
+            if replace
+            else "DO NOTHING"
+        )
         with self.store.transaction() as c:
-            c.executemany(f"{verb} INTO business_calendar VALUES (?,?,?,?)", [(calendar, *r) for r in rows])
+            c.executemany(
+                f"INSERT INTO business_calendar VALUES (?,?,?,?) ON CONFLICT (calendar, day) {clash}",
+                [(calendar, *r) for r in rows],
+            )
         return len(rows)
 
     def delete_calendar_day(self, calendar: str, day: str) -> None:
@@ -335,19 +360,27 @@ class SqlitePaymentStore:
     def set_limit(self, tier: str, asset: int, daily_limit_minor: int) -> None:
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO withdrawal_limits VALUES (?,?,?)", (tier, asset, daily_limit_minor)
+                "INSERT INTO withdrawal_limits VALUES (?,?,?) ON CONFLICT (tier, asset) "
+                "DO UPDATE SET daily_limit_minor = excluded.daily_limit_minor",
+                (tier, asset, daily_limit_minor),
             )
 
     def set_tier(self, account: int, tier: str) -> None:
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO account_tiers VALUES (?,?)", (account, tier))
+            c.execute(
+                "INSERT INTO account_tiers VALUES (?,?) "
+                "ON CONFLICT (account) DO UPDATE SET tier = excluded.tier",
+                (account, tier),
+            )
 
     def put_withdraw_key(
         self, account: int, asset: int, name: str, method: str, address: str, now_ns: int
     ) -> None:
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO withdraw_keys VALUES (?,?,?,?,?,?)",
+                "INSERT INTO withdraw_keys VALUES (?,?,?,?,?,?) ON CONFLICT (account, asset, name) "
+                "DO UPDATE SET method = excluded.method, address = excluded.address, "
+                "created_ns = excluded.created_ns",
                 (account, asset, name, method, address, now_ns),
             )
 

@@ -1,4 +1,5 @@
-"""SQLite adapter for the notifications consumer: webhooks, dedupe by event id, delivery records.
+"""The notifications consumer's adapter: webhooks, dedupe by event id, delivery records.
+It runs on the Store port, so on SQLite and PostgreSQL alike.
 
 ``record`` is the consumer's one durable write per message: the dedupe row and the delivery rows
 commit together, so a redelivered event finds its dedupe row and adds nothing.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.store import Store
 from abyssal.ports import BusMessage
 from abyssal.runtime import faults
 
@@ -28,16 +29,16 @@ class Delivery:
 
 
 class SqliteWebhookStore:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def add_webhook(self, account: int, url: str, secret: str, now_ns: int) -> int:
         with self.store.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO webhooks (account, url, secret, created_ns) VALUES (?,?,?,?)",
+            row = c.execute(
+                "INSERT INTO webhooks (account, url, secret, created_ns) VALUES (?,?,?,?) RETURNING id",
                 (account, url, secret, now_ns),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row[0])
 
     def webhooks(self, account: int) -> list[tuple[int, str, int]]:
         """(id, url, created_ns); secrets are shown once, at registration."""

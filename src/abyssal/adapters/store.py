@@ -8,6 +8,7 @@ methods for every write whose SQL differs between the two.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,9 +21,14 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class DbCursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class DbConnection(Protocol):

@@ -15,7 +15,7 @@ import secrets
 import time
 import weakref
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
@@ -46,6 +46,18 @@ SESSION_INVALID = "ESession:Invalid session"
 CSRF_INVALID = "ESession:Invalid CSRF token"
 # What a browser session may do on /0/private: everything but moving money out of the exchange.
 SESSION_PERMISSIONS = Permission.ALL & ~Permission.WITHDRAW & ~Permission.DEPOSIT
+# Funding calls a session may make on top of its key's permissions (ADR 0007, "Funding"): reading
+# addresses, methods, limits and statuses, and cancelling (which only returns money). ``Withdraw``
+# is granted too, but only with the account password re-entered in the ``password`` field.
+SESSION_FUNDING = frozenset(
+    {
+        "DepositMethods", "DepositAddresses", "DepositStatus", "WithdrawMethods", "WithdrawAddresses",
+        "WithdrawInfo", "WithdrawStatus", "WithdrawCancel", "Withdraw",
+    }
+)  # fmt: skip
+STEP_UP_ENDPOINTS = frozenset({"Withdraw"})
+PASSWORD_INVALID = "ESession:Invalid password"
+PASSWORD_THROTTLED = "ESession:Too many password attempts"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -216,6 +228,24 @@ class WebAccounts:
         except (VerificationError, InvalidHashError):
             return False
 
+    async def confirm_password(self, session: Session, password: object) -> str | None:
+        """Step-up for a withdrawal: None when ``password`` is the session user's, else the error.
+
+        Failures count in the log-in throttle under the user's email, so guessing here is as slow
+        as guessing at the log-in form (and locks both)."""
+        names = [f"email:{session.email}"]
+        now_ns = time.time_ns()
+        if self.throttle.retry_after_s(names, now_ns) > 0:
+            return PASSWORD_THROTTLED
+        if not isinstance(password, str) or not password or len(password) > PASSWORD_CHARS_MAX:
+            return PASSWORD_INVALID
+        row = await self.exchange.read(self._user_by_email, session.email)
+        ok = await self.exchange.read(self._verify, None if row is None else str(row[1]), password)
+        if row is None or int(row[0]) != session.user_id or not ok:
+            self.throttle.failed(names, now_ns)
+            return PASSWORD_INVALID
+        return None
+
     def _user_by_email(self, email: str) -> Any:
         return (
             self.store.conn()
@@ -339,6 +369,15 @@ async def authenticate_private(
     if not csrf_matches(session, header(scope, CSRF_HEADER)):
         raise ParamError(CSRF_INVALID)
     params = parse_body(body, header(scope, b"content-type"), body_bytes_max=BODY_BYTES_MAX)
-    if not is_permitted(session.key.permissions, name):
+    key = session.key
+    if name in SESSION_FUNDING:
+        if name in STEP_UP_ENDPOINTS:
+            params = dict(params)
+            refused = await web.confirm_password(session, params.pop("password", None))
+            if refused is not None:
+                raise ParamError(refused)
+        # the handler sees the session key with the funding permissions for this one call
+        key = replace(key, permissions=key.permissions | Permission.WITHDRAW | Permission.DEPOSIT)
+    elif not is_permitted(key.permissions, name):
         raise ParamError(PERMISSION_DENIED)
-    return Ctx(exchange, session.key, time.time_ns(), web.next_nonce(session.key)), params
+    return Ctx(exchange, key, time.time_ns(), web.next_nonce(session.key)), params

@@ -15,7 +15,6 @@ from typing import Any, TypeVar, cast
 import structlog
 
 from abyssal.adapters.bus import Bus, open_bus
-from abyssal.adapters.sqlite import SqliteStore
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.adapters.store import Store, open_store, redact
@@ -134,10 +133,9 @@ class Exchange:
             hook()
 
     async def _open_payments(self) -> None:
-        """Payments, the outbox relay, the in-process bus and the webhook consumer, in that order."""
-        if not isinstance(self.store, SqliteStore):  # the PostgreSQL payments adapter plugs in here
-            log.warning("payments_unavailable", reason="no payments adapter for this database")
-            return
+        """Payments, the outbox relay, the in-process bus and the webhook consumer, in that order.
+
+        The adapters run on the Store port: SQLite and PostgreSQL alike."""
         self.payment_store = SqlitePaymentStore(self.store)
         self.webhook_store = SqliteWebhookStore(self.store)
         self.payment_tokens = await self.payment_io(self.payment_store.tokens)

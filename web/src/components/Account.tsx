@@ -5,6 +5,7 @@ import { fmtAmount, fmtTime, toCsv } from "../format";
 import { usePoll } from "../hooks";
 import type { AssetInfo } from "../market";
 import { checkAmount, type PairInfo } from "../validate";
+import { Funding } from "./Funding";
 
 export interface Order {
   status: string;
@@ -41,13 +42,14 @@ interface LedgerEntry {
 }
 export type Balances = Record<string, { balance: string; hold_trade: string }>;
 
-type Tab = "open" | "closed" | "trades" | "balances" | "ledger";
+type Tab = "open" | "closed" | "trades" | "balances" | "ledger" | "funding";
 const TABS: [Tab, string][] = [
   ["open", "Open orders"],
   ["closed", "Order history"],
   ["trades", "Trade history"],
   ["balances", "Balances"],
   ["ledger", "Ledger"],
+  ["funding", "Funding"],
 ];
 
 export function Account(props: {
@@ -83,6 +85,7 @@ export function Account(props: {
         {tab === "trades" && <Trades {...props} />}
         {tab === "balances" && <BalancesView {...props} />}
         {tab === "ledger" && <Ledger {...props} />}
+        {tab === "funding" && <Funding {...props} />}
       </div>
     </section>
   );

@@ -4,6 +4,7 @@ import { changeClass, depthPct, fmtAmount, fmtChange, fmtClock } from "../format
 import { usePoll } from "../hooks";
 import type { Candle, Depth, Ticker, TradeRow } from "../market";
 import type { PairInfo } from "../validate";
+import type { MarketData } from "../ws";
 
 export function PairList({
   pairs,
@@ -144,12 +145,18 @@ export function Chart({ pair, theme }: { pair: PairInfo; theme: string }) {
   );
 }
 
-export function Book({ pair, onPrice }: { pair: PairInfo; onPrice: (price: string) => void }) {
-  const { data, error } = usePoll(
-    async () => (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: 12 }))[pair.id],
+export function Book({ pair, onPrice, market }: { pair: PairInfo; onPrice: (price: string) => void; market: MarketData | null }) {
+  const liveBook = market?.live ? market.book : null;
+  const liveRef = useRef(false);
+  liveRef.current = !!liveBook;
+  const rest = usePoll(
+    async () =>
+      liveRef.current ? null : (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: 12 }))[pair.id],
     1000,
     [pair.id],
   );
+  const data = liveBook ?? rest.data;
+  const error = liveBook ? "" : rest.error;
   const asks = (data?.asks ?? []).slice(0, 12);
   const bids = (data?.bids ?? []).slice(0, 12);
   const max = Math.max(0, ...asks.map((l) => +l[1]), ...bids.map((l) => +l[1]));
@@ -168,7 +175,7 @@ export function Book({ pair, onPrice }: { pair: PairInfo; onPrice: (price: strin
   const spread =
     asks.length && bids.length ? fmtAmount(String(+asks[0][0] - +bids[0][0]), pair.pair_decimals) : "–";
   return (
-    <section className="panel book" aria-label="Order book" data-testid="book">
+    <section className="panel book" aria-label="Order book" data-testid="book" data-source={liveBook ? "ws" : "rest"}>
       <h2>Order book</h2>
       {error && <p className="field-error">{error}</p>}
       <table className="compact">
@@ -195,15 +202,21 @@ export function Book({ pair, onPrice }: { pair: PairInfo; onPrice: (price: strin
   );
 }
 
-export function Tape({ pair }: { pair: PairInfo }) {
-  const { data, error } = usePoll(
-    async () => (await publicCall<Record<string, TradeRow[]>>("Trades", { pair: pair.id, count: 40 }))[pair.id] ?? [],
+export function Tape({ pair, market }: { pair: PairInfo; market: MarketData | null }) {
+  const live = !!market?.live;
+  const liveRef = useRef(false);
+  liveRef.current = live;
+  const rest = usePoll(
+    async () =>
+      liveRef.current ? null : (await publicCall<Record<string, TradeRow[]>>("Trades", { pair: pair.id, count: 40 }))[pair.id] ?? [],
     1500,
     [pair.id],
   );
+  const data = live ? market!.trades : rest.data;
+  const error = live ? "" : rest.error;
   const rows = [...(data ?? [])].reverse();
   return (
-    <section className="panel tape" aria-label="Trades" data-testid="tape">
+    <section className="panel tape" aria-label="Trades" data-testid="tape" data-source={live ? "ws" : "rest"}>
       <h2>Trades</h2>
       {error && <p className="field-error">{error}</p>}
       <table className="compact">

@@ -1,6 +1,6 @@
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { privateCall, publicCall, type Me } from "../api";
-import { usePoll } from "../hooks";
+import { useMarket, usePoll } from "../hooks";
 import { withIds, type AssetInfo, type Depth, type Ticker } from "../market";
 import type { PairInfo } from "../validate";
 import { Account, available, type Balances } from "./Account";
@@ -37,17 +37,34 @@ export function Trade(props: { me: Me | null; setMe: (m: Me) => void; onLogin: (
     if (pair) localStorage.setItem("abyssal-pair", pair.id);
   }, [pair]);
 
-  const tickers = usePoll(() => publicCall<Record<string, Ticker>>("Ticker"), 3000, []).data;
+  const market = useMarket(pair, pairs);
+  const wsLive = !!market?.live;
+  const liveRef = useRef(false);
+  liveRef.current = wsLive;
+  // REST is the fallback while the socket is down: polls skip the network when it is live
+  const restTickers = usePoll(
+    async () => (liveRef.current ? null : await publicCall<Record<string, Ticker>>("Ticker")),
+    3000,
+    [],
+  ).data;
+  const tickers = useMemo(() => {
+    if (!wsLive || !market) return restTickers;
+    const out: Record<string, Ticker> = {};
+    for (const p of pairs) if (market.tickers[p.wsname]) out[p.id] = market.tickers[p.wsname];
+    return out;
+  }, [wsLive, market, restTickers, pairs]);
   const balances = usePoll<Balances | null>(
     async () => (me ? await privateCall<Balances>("BalanceEx") : null),
     3000,
     [me?.email, version],
   ).data;
-  const top = usePoll(
-    async () => (pair ? (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: 1 }))[pair.id] : null),
+  const restTop = usePoll(
+    async () =>
+      pair && !liveRef.current ? (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: 1 }))[pair.id] : null,
     2000,
     [pair?.id],
   ).data;
+  const top = wsLive && market?.book ? market.book : restTop;
 
   const funds = useMemo(
     () => ({
@@ -73,8 +90,8 @@ export function Trade(props: { me: Me | null; setMe: (m: Me) => void; onLogin: (
       </div>
       <PairList pairs={pairs} tickers={tickers} selected={pair.id} onSelect={setSelected} />
       <Chart pair={pair} theme={theme} />
-      <Book pair={pair} onPrice={setPicked} />
-      <Tape pair={pair} />
+      <Book pair={pair} onPrice={setPicked} market={market} />
+      <Tape pair={pair} market={market} />
       {me ? (
         <>
           <OrderForm pair={pair} funds={funds} pickedPrice={picked} onPlaced={bump} />

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { applySide, bookChecksum, crc32, parseFrame, toTicker } from "../src/ws";
+
+describe("book checksum", () => {
+  it("matches the documented vector", () => {
+    const asks = applySide([], [{ price: "30000.5", qty: "0.20000000" }, { price: "30001.0", qty: "0.4" }], true, 25);
+    const bids = applySide([], [{ price: "29999.5", qty: "0.2" }, { price: "30000.0", qty: "0.10000000" }], false, 25);
+    expect(bookChecksum(asks, bids, 1, 8)).toBe(2252862770);
+  });
+  it("crc32 of a known string", () => {
+    expect(crc32("123456789")).toBe(0xcbf43926);
+  });
+  it("applies deletes and keeps depth", () => {
+    let s = applySide([], [{ price: "1", qty: "1" }, { price: "2", qty: "1" }, { price: "3", qty: "1" }], true, 2);
+    expect(s.map((l) => l[0])).toEqual(["1", "2"]);
+    s = applySide(s, [{ price: "1.0", qty: "0" }], true, 2);
+    expect(s.map((l) => l[0])).toEqual(["2"]);
+  });
+});
+
+describe("frames", () => {
+  it("keeps decimal text of numbers", () => {
+    const m = parseFrame('{"channel":"book","data":[{"bids":[{"price":66788.0,"qty":3.21000000}],"checksum":12}]}');
+    expect(m.data[0].bids[0]).toEqual({ price: "66788.0", qty: "3.21000000" });
+    expect(m.data[0].checksum).toBe(12);
+  });
+  it("ticker to the REST shape", () => {
+    const t = toTicker({ last: "110.0", change: "10.0", volume: "2.5", high: "111.0", low: "99.0", bid: "1", ask: "2", bid_qty: "1", ask_qty: "1" });
+    expect(t.o).toBe("100.0");
+    expect(t.c[0]).toBe("110.0");
+  });
+});
