@@ -33,7 +33,17 @@ SRC = ROOT / "src"
 PACKAGE = SRC / "abyssal"
 # messages.py stays interpreted: its msgspec Structs are already C, and mypyc cannot compile
 # subclasses of an extension type it does not know.
-COMPILED_MODULES = ("instruments", "book", "accounts", "state", "matching", "engine", "amend")
+COMPILED_MODULES = (
+    "instruments",
+    "book",
+    "accounts",
+    "state",
+    "matching",
+    "placement",
+    "funding",
+    "engine",
+    "amend",
+)
 GROUP_NAME = "abyssal_core"  # the shared library is <GROUP_NAME>__mypyc.<ext>
 OUT_DEFAULT = ROOT / "build" / "mypyc"
 EXT_SUFFIX = str(sysconfig.get_config_var("EXT_SUFFIX"))

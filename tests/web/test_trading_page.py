@@ -65,6 +65,7 @@ def test_sign_up_fund_trade_fill_cancel(browser: Any, web_server: Server, shots:
     # a limit buy shows in the book and in open orders
     page.goto(web_server.url + "/?pair=XBTUSD")
     page.get_by_test_id("available").filter(has_text="USD").wait_for(timeout=TIMEOUT_MS)
+    page.locator("[data-testid=book][data-source=ws]").wait_for(timeout=TIMEOUT_MS)  # live over /v2
     page.locator("input[name=price]").fill("30000")
     page.locator("input[name=volume]").fill("0.01")
     assert page.get_by_test_id("cost").inner_text() == "300.00000 USD"
@@ -195,4 +196,19 @@ def test_session_needs_csrf_and_login_is_throttled(browser: Any, web_server: Ser
         } return out; }"""
     )
     assert statuses == [401, 401, 401, 401, 401, 429]
+    context.close()
+
+
+def test_market_falls_back_to_rest_without_the_socket(browser: Any, web_server: Server) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.route_web_socket("**/v2", lambda ws: ws.close())
+    page.goto(web_server.url + "/?pair=ETHUSD")
+    page.locator("[data-testid=book][data-source=rest]").wait_for(timeout=TIMEOUT_MS)
+    frank = web_server.account("frank", USD="1000")
+    placed = private(web_server, frank["api_key"], frank["api_secret"], "AddOrder",
+                     pair="ETHUSD", type="buy", ordertype="limit", price="1234", volume="0.1")  # fmt: skip
+    assert placed["error"] == [], placed
+    page.get_by_test_id("book").locator("tr.bid", has_text="1,234").wait_for(timeout=TIMEOUT_MS)
+    assert page.locator("[data-testid=tape]").get_attribute("data-source") == "rest"
     context.close()

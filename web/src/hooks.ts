@@ -1,4 +1,4 @@
-import { marketSocket, type MarketData } from "./ws";
+import { marketSocket, v2Symbol, type MarketData } from "./ws";
 import type { PairInfo } from "./validate";
 import { useEffect, useRef, useState } from "react";
 
@@ -44,7 +44,7 @@ export function usePoll<T>(fn: () => Promise<T>, ms: number, deps: unknown[]): {
 /** Live market data from the shared WebSocket for ``pair`` (ticker for every pair in ``pairs``). */
 export function useMarket(pair: PairInfo | undefined, pairs: PairInfo[]): MarketData | null {
   const [data, setData] = useState<MarketData | null>(null);
-  const symbols = pairs.map((p) => p.wsname).join(",");
+  const symbols = pairs.map((p) => v2Symbol(p.wsname)).join(",");
   useEffect(() => {
     if (typeof WebSocket === "undefined") return;
     const s = marketSocket();
@@ -53,7 +53,7 @@ export function useMarket(pair: PairInfo | undefined, pairs: PairInfo[]): Market
   useEffect(() => {
     if (typeof WebSocket === "undefined") return;
     const s = marketSocket();
-    if (pair) s.select(pair.wsname, pair.pair_decimals, pair.lot_decimals);
+    if (pair) s.select(v2Symbol(pair.wsname), pair.pair_decimals, pair.lot_decimals);
     return s.subscribe(setData);
   }, [pair?.wsname, pair?.pair_decimals, pair?.lot_decimals]);
   return data;

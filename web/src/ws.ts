@@ -43,6 +43,11 @@ export function parseFrame(text: string): any {
   return JSON.parse(text.replace(NUMERIC, '"$1":"$2"'));
 }
 
+/** WS v2 names Bitcoin BTC where REST's wsname says XBT (kraken-api.md section 6). */
+export function v2Symbol(wsname: string): string {
+  return wsname.split("/").map((a) => (a === "XBT" ? "BTC" : a)).join("/");
+}
+
 export interface BookState {
   asks: Level[];
   bids: Level[];

@@ -30,3 +30,8 @@ describe("frames", () => {
     expect(t.c[0]).toBe("110.0");
   });
 });
+
+import { v2Symbol } from "../src/ws";
+describe("symbols", () => {
+  it("XBT is BTC on v2", () => expect(v2Symbol("XBT/USD")).toBe("BTC/USD"));
+});

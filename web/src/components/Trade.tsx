@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { privateCall, publicCall, type Me } from "../api";
 import { useMarket, usePoll } from "../hooks";
+import { v2Symbol } from "../ws";
 import { withIds, type AssetInfo, type Depth, type Ticker } from "../market";
 import type { PairInfo } from "../validate";
 import { Account, available, type Balances } from "./Account";
@@ -50,7 +51,10 @@ export function Trade(props: { me: Me | null; setMe: (m: Me) => void; onLogin: (
   const tickers = useMemo(() => {
     if (!wsLive || !market) return restTickers;
     const out: Record<string, Ticker> = {};
-    for (const p of pairs) if (market.tickers[p.wsname]) out[p.id] = market.tickers[p.wsname];
+    for (const p of pairs) {
+      const t = market.tickers[v2Symbol(p.wsname)];
+      if (t) out[p.id] = t;
+    }
     return out;
   }, [wsLive, market, restTickers, pairs]);
   const balances = usePoll<Balances | null>(
