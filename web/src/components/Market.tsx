@@ -52,7 +52,7 @@ export function PairList({
                     {p.wsname}
                   </button>
                 </td>
-                <td className="num">{t && t.c[0] !== "0" ? fmtAmount(t.c[0], p.pair_decimals) : "–"}</td>
+                <td className="num">{t && Number(t.c[0]) > 0 ? fmtAmount(t.c[0], p.pair_decimals) : "–"}</td>
                 <td className={`num ${changeClass(ch)}`} data-testid={`change-${p.altname}`}>
                   {ch}
                 </td>
