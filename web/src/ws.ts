@@ -76,6 +76,20 @@ export interface MarketData {
   tickers: Record<string, Ticker>; // by wsname
   mismatches: number; // checksum mismatches seen (each triggers a resubscribe)
   lastEventMs: number; // performance.now() of the newest applied message (for the bench)
+  serverMs: number; // the newest applied book/trade message's server timestamp, epoch ms (0: none)
+  messages: number; // data messages applied so far
+}
+
+/** Set by bench/web_bench.py before the page loads; the page only records into it when present. */
+export interface PerfProbe {
+  lags: number[]; // ms from the server's timestamp of the newest message to the commit that shows it
+}
+export function perfProbe(): PerfProbe | undefined {
+  return (window as unknown as { __abyssalPerf?: PerfProbe }).__abyssalPerf;
+}
+export function recordLag(m: MarketData | null): void {
+  const probe = perfProbe();
+  if (probe && m && m.serverMs > 0) probe.lags.push(performance.timeOrigin + performance.now() - m.serverMs);
 }
 
 type Listener = (m: MarketData) => void;
@@ -107,7 +121,16 @@ export function toTicker(t: any): Ticker {
 export class MarketSocket {
   private ws: WebSocket | null = null;
   private listeners = new Set<Listener>();
-  private data: MarketData = { live: false, book: null, trades: [], tickers: {}, mismatches: 0, lastEventMs: 0 };
+  private data: MarketData = {
+    live: false,
+    book: null,
+    trades: [],
+    tickers: {},
+    mismatches: 0,
+    lastEventMs: 0,
+    serverMs: 0,
+    messages: 0,
+  };
   private symbol = "";
   private decimals: [number, number] = [8, 8];
   private tickerSymbols: string[] = [];
@@ -220,7 +243,10 @@ export class MarketSocket {
       for (const t of msg.data ?? []) tickers[t.symbol] = toTicker(t);
       this.data = { ...this.data, tickers };
     } else return;
+    const stamp = msg.data?.[msg.data.length - 1]?.timestamp;
+    if ((ch === "book" || ch === "trade") && stamp) this.data.serverMs = Date.parse(stamp);
     this.data.lastEventMs = performance.now();
+    this.data.messages += 1;
     this.schedule();
   }
 

@@ -2,7 +2,7 @@
 
 Runs on the event loop after each batch commits, so what it shows is always durable.
 The L2 mirror follows the engine's top ``BOOK_MIRROR_LEVELS`` per side; WebSocket book
-updates come from diffing that mirror against the engine after each batch.
+updates come from comparing that mirror with the engine's levels at the prices a batch touched.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from abyssal.adapters.sqlite import SqliteStore
 from abyssal.core.book import BookSide as EngineSide
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import Asset, Instruments, Pair
-from abyssal.core.messages import Command, Event, Fill
+from abyssal.core.messages import (
+    Command,
+    Event,
+    Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderClosed,
+    OrderTriggered,
+)
 from abyssal.marketdata.book_view import BOOK_DEPTHS, BookUpdate, BookView
 from abyssal.marketdata.book_view import BookSide as BookSideName
 from abyssal.marketdata.candles import Candles
@@ -81,23 +89,32 @@ class MarketData:
             self._sync_book(pm, time.time_ns())
 
     def on_batch(self, results: list[tuple[int, Command, list[Event]]]) -> None:
-        touched: set[int] = set()
+        touched: dict[int, set[int] | None] = {}  # pair -> prices whose levels may have changed
         trades: dict[int, list[PublicTrade]] = {}
         for _, _, events in results:
             for e in events:
                 pair = getattr(e, "pair", -1)
-                if pair >= 0:
-                    touched.add(pair)
+                if pair < 0:
+                    continue
+                prices = touched.setdefault(pair, set())
                 if isinstance(e, Fill):
                     taker: TakerSide = "b" if e.taker_side == 0 else "s"
                     t = PublicTrade(e.trade_no, e.ts_ns, e.price_ticks, e.volume_lots, taker,
                                     "m" if e.taker_market else "l")  # fmt: skip
                     self.pairs[e.pair].record(t)
                     trades.setdefault(e.pair, []).append(t)
+                if prices is None:
+                    continue
+                if isinstance(e, OrderAmended):  # the level it left is not in the event
+                    touched[pair] = None
+                elif isinstance(e, OrderAccepted | Fill):
+                    prices.add(e.price_ticks)
+                elif isinstance(e, OrderClosed | OrderTriggered):
+                    prices.add(e.limit_ticks)
         now = time.time_ns()
         for index in sorted(touched):
             pm = self.pairs[index]
-            updates = self._sync_book(pm, now)
+            updates = self._sync_book(pm, now, touched[index])
             if updates is not None:
                 for listener in self.book_listeners:
                     listener(index, updates)
@@ -105,12 +122,30 @@ class MarketData:
             for trade_listener in self.trade_listeners:
                 trade_listener(index, batch)
 
-    def _sync_book(self, pm: PairMarket, now_ns: int) -> dict[int, BookUpdate] | None:
+    def _sync_book(
+        self, pm: PairMarket, now_ns: int, prices: set[int] | None = None
+    ) -> dict[int, BookUpdate] | None:
+        """Bring the mirror to the engine's top levels; ``prices`` limits the work to those levels.
+
+        Looking only at touched prices is exact while neither the engine's side nor the mirror
+        fills the whole window (no level can enter or leave it untouched); otherwise, and when
+        ``prices`` is None, the whole window is compared.
+        """
         assert self.engine is not None
         book = self.engine.s.books[pm.pair.index]
         changes: list[tuple[BookSideName, int, int]] = []
         sides: tuple[tuple[BookSideName, EngineSide], ...] = (("bid", book.bids), ("ask", book.asks))
         for side_name, side in sides:
+            window_full = (
+                len(side.prices) >= BOOK_MIRROR_LEVELS or pm.book.level_count(side_name) >= BOOK_MIRROR_LEVELS
+            )
+            if prices is not None and not window_full:
+                for price in sorted(prices):
+                    level = side.levels.get(price)
+                    qty = level.visible_lots if level is not None else 0
+                    if pm.book.qty(side_name, price) != qty:
+                        changes.append((side_name, price, qty))
+                continue
             new = dict(side.depth(BOOK_MIRROR_LEVELS))
             old = dict(pm.book.top(side_name, BOOK_MIRROR_LEVELS))
             for price in old:

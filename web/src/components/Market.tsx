@@ -1,10 +1,10 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { publicCall } from "../api";
 import { changeClass, depthPct, fmtAmount, fmtChange, fmtClock } from "../format";
 import { usePoll } from "../hooks";
 import type { Candle, Depth, Ticker, TradeRow } from "../market";
 import type { PairInfo } from "../validate";
-import type { MarketData } from "../ws";
+import { recordLag, type MarketData } from "../ws";
 
 export function PairList({
   pairs,
@@ -156,6 +156,7 @@ export function Book({ pair, onPrice, market }: { pair: PairInfo; onPrice: (pric
     [pair.id],
   );
   const data = liveBook ?? rest.data;
+  useLayoutEffect(() => recordLag(liveBook ? market : null), [liveBook, market]);
   const error = liveBook ? "" : rest.error;
   const asks = (data?.asks ?? []).slice(0, 12);
   const bids = (data?.bids ?? []).slice(0, 12);
