@@ -17,6 +17,17 @@ What it does:
   submit button is enabled (``performance.now()`` at that moment, from navigation start);
 - asserts the end state: every run reached usable, the order is still in the book, the server's
   ledger audit is empty; prints medians and the machine.
+
+Then the live market (``--stream-s``, default 10 s; 0 skips it): the page is open on XBT/USD in
+headless chromium, fed by WebSocket v2 (book with checksums, trades, ticker), while ``--threads``
+workers send signed ``AddOrder`` calls through REST at ``--rate`` per second in total (default 1,000;
+half buy, half sell at random prices around 30,000 so that many cross: book updates *and* trades).
+Each worker has its own account and key (nonces never race). In the page, an init script counts
+``requestAnimationFrame`` callbacks per second, and the book records, at each React commit that shows
+new socket data, ``performance.timeOrigin + performance.now()`` minus the server's timestamp of the
+newest message it shows (the update lag; same machine, same clock). Reported: orders/s achieved, WS
+messages applied, checksum mismatches, frames/s (min, p5, median over 1 s windows; goal >= 30) and
+update lag (p50, p95, p99, max).
 """
 
 from __future__ import annotations
@@ -92,9 +103,116 @@ def seed(server: Server) -> tuple[str, str]:
     return session, me["csrf"]
 
 
+PERF_INIT_JS = """
+window.__abyssalPerf = { lags: [] };
+window.__abyssalFrames = [];
+(function tick(t) { window.__abyssalFrames.push(t); requestAnimationFrame(tick); })(performance.now());
+"""
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def drive_orders(server: Server, threads: int, rate: float, seconds: float) -> dict[str, float]:
+    """``threads`` workers, each with its own account and key, send AddOrder at ``rate``/s in total."""
+    import http.client
+    import random
+    import threading
+    import urllib.parse
+
+    from abyssal.gateway.auth import sign
+
+    keys = []
+    for i in range(threads):
+        side = "buy" if i % 2 == 0 else "sell"
+        funds = {"USD": "100000000"} if side == "buy" else {"XBT": "100000"}
+        acct = server.account(f"bench{i}", **funds)
+        keys.append((side, acct["api_key"], acct["api_secret"]))
+    sent = [0] * threads
+    errors = [0] * threads
+    stop_at = time.perf_counter() + seconds
+    per_thread_gap = threads / rate
+
+    def worker(i: int) -> None:
+        side, key, secret = keys[i]
+        rnd = random.Random(i)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        next_at = time.perf_counter()
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                break
+            if now < next_at:
+                time.sleep(next_at - now)
+            next_at += per_thread_gap
+            price = f"{30000 + rnd.randint(-100, 100) / 10:.1f}"
+            nonce = str(time.time_ns())
+            body = urllib.parse.urlencode(
+                {"nonce": nonce, "pair": "XBTUSD", "type": side, "ordertype": "limit",
+                 "price": price, "volume": "0.001"}  # fmt: skip
+            ).encode()
+            path = "/0/private/AddOrder"
+            conn.request("POST", path, body, {
+                "API-Key": key, "API-Sign": sign(secret, path, nonce, body),
+                "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            answer = json.loads(conn.getresponse().read())
+            sent[i] += 1
+            if answer["error"]:
+                errors[i] += 1
+        conn.close()
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    return {"orders": sum(sent), "errors": sum(errors), "seconds": elapsed, "rate": sum(sent) / elapsed}
+
+
+def stream(server: Server, session: str, browser: Any, threads: int, rate: float, seconds: float) -> None:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    ctx.add_cookies([{"name": "abyssal_session", "value": session, "url": server.url}])
+    ctx.add_init_script(PERF_INIT_JS)
+    page = ctx.new_page()
+    page.goto(server.url + "/?pair=XBTUSD")
+    page.locator("[data-testid=book][data-source=ws] tr.bid").first.wait_for(timeout=USABLE_TIMEOUT_MS)
+    page.evaluate("window.__abyssalPerf.lags.length = 0; window.__abyssalFrames.length = 0")
+    orders = drive_orders(server, threads, rate, seconds)
+    page.wait_for_timeout(500)  # let the last frames arrive
+    frames: list[float] = page.evaluate("window.__abyssalFrames")
+    lags: list[float] = page.evaluate("window.__abyssalPerf.lags")
+    source = page.locator("[data-testid=book]").get_attribute("data-source")
+    ctx.close()
+    assert frames, "no animation frames were recorded"
+    start, end = frames[0], frames[-1]
+    windows = [0] * max(1, int((end - start) // 1000))
+    for t in frames:
+        k = int((t - start) // 1000)
+        if k < len(windows):
+            windows[k] += 1
+    fps = [float(w) for w in windows]
+    print(f"live market, {seconds:.0f} s, {threads} REST workers, target {rate:.0f} orders/s:")
+    print(f"  orders sent {orders['orders']:.0f} ({orders['errors']:.0f} refused) = {orders['rate']:.0f}/s achieved")
+    print(f"  book source at the end: {source}; book commits recorded: {len(lags)}")
+    verdict = "ok" if min(fps) >= 30 else "BELOW 30"
+    print(f"  frames/s over 1 s windows: min {min(fps):.0f}  p5 {_pct(fps, 0.05):.0f}  "
+          f"median {statistics.median(fps):.0f}  ({verdict})")  # fmt: skip
+    print(f"  update lag (server timestamp -> commit), ms: p50 {_pct(lags, 0.5):.1f}  p95 {_pct(lags, 0.95):.1f}"
+          f"  p99 {_pct(lags, 0.99):.1f}  max {max(lags, default=float('nan')):.1f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--stream-s", type=float, default=10.0, help="live-market phase length; 0 skips it")
+    parser.add_argument("--rate", type=float, default=1000.0, help="orders per second in total")
+    parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
     assert 1 <= args.runs <= 100
     dist = ROOT / "web" / "dist"
@@ -141,6 +259,8 @@ def main() -> None:
                         }
                     )
                     ctx.close()
+                if args.stream_s > 0:
+                    stream(server, session, browser, args.threads, args.rate, args.stream_s)
                 browser.close()
             assert server.status()["audit"] == []
         finally:

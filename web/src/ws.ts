@@ -22,6 +22,13 @@ export function crc32(text: string): number {
 
 /** ``text`` with exactly ``decimals`` digits after the point (exact: decimal text, never floats). */
 export function fixed(text: string, decimals: number): string {
+  // fast path (every wire value): plain digits with at most ``decimals`` fraction digits -> pad
+  if (/^[0-9]+(\.[0-9]*)?$/.test(text)) {
+    const dot = text.indexOf(".");
+    const int = dot < 0 ? text : text.slice(0, dot);
+    const frac = dot < 0 ? "" : text.slice(dot + 1);
+    if (frac.length <= decimals) return decimals === 0 ? int : `${int}.${frac.padEnd(decimals, "0")}`;
+  }
   return toFixed(fromString(text), decimals);
 }
 

@@ -35,3 +35,13 @@ import { v2Symbol } from "../src/ws";
 describe("symbols", () => {
   it("XBT is BTC on v2", () => expect(v2Symbol("XBT/USD")).toBe("BTC/USD"));
 });
+
+import { fixed } from "../src/ws";
+describe("fixed", () => {
+  it("pads and rounds exactly", () => {
+    expect(fixed("4.0", 8)).toBe("4.00000000");
+    expect(fixed("30000", 1)).toBe("30000.0");
+    expect(fixed("7", 0)).toBe("7");
+    expect(fixed("1.25", 1)).toBe(fixed("1.25", 1));
+  });
+});
