@@ -152,13 +152,26 @@ def drive_orders(server: Server, threads: int, rate: float, seconds: float) -> d
             price = f"{30000 + rnd.randint(-100, 100) / 10:.1f}"
             nonce = str(time.time_ns())
             body = urllib.parse.urlencode(
-                {"nonce": nonce, "pair": "XBTUSD", "type": side, "ordertype": "limit",
-                 "price": price, "volume": "0.001"}  # fmt: skip
+                {
+                    "nonce": nonce,
+                    "pair": "XBTUSD",
+                    "type": side,
+                    "ordertype": "limit",
+                    "price": price,
+                    "volume": "0.001",
+                }
             ).encode()
             path = "/0/private/AddOrder"
-            conn.request("POST", path, body, {
-                "API-Key": key, "API-Sign": sign(secret, path, nonce, body),
-                "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            conn.request(
+                "POST",
+                path,
+                body,
+                {
+                    "API-Key": key,
+                    "API-Sign": sign(secret, path, nonce, body),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
             answer = json.loads(conn.getresponse().read())
             sent[i] += 1
             if answer["error"]:
@@ -183,11 +196,14 @@ def stream(server: Server, session: str, browser: Any, threads: int, rate: float
     page.goto(server.url + "/?pair=XBTUSD")
     page.locator("[data-testid=book][data-source=ws] tr.bid").first.wait_for(timeout=USABLE_TIMEOUT_MS)
     page.evaluate("window.__abyssalPerf.lags.length = 0; window.__abyssalFrames.length = 0")
+    before = page.evaluate("window.__abyssalPerf.messages || 0")
     orders = drive_orders(server, threads, rate, seconds)
     page.wait_for_timeout(500)  # let the last frames arrive
     frames: list[float] = page.evaluate("window.__abyssalFrames")
     lags: list[float] = page.evaluate("window.__abyssalPerf.lags")
     source = page.locator("[data-testid=book]").get_attribute("data-source")
+    messages = page.evaluate("window.__abyssalPerf.messages || 0") - before
+    mismatches = page.evaluate("window.__abyssalPerf.mismatches || 0")
     ctx.close()
     assert frames, "no animation frames were recorded"
     start, end = frames[0], frames[-1]
@@ -198,13 +214,22 @@ def stream(server: Server, session: str, browser: Any, threads: int, rate: float
             windows[k] += 1
     fps = [float(w) for w in windows]
     print(f"live market, {seconds:.0f} s, {threads} REST workers, target {rate:.0f} orders/s:")
-    print(f"  orders sent {orders['orders']:.0f} ({orders['errors']:.0f} refused) = {orders['rate']:.0f}/s achieved")
-    print(f"  book source at the end: {source}; book commits recorded: {len(lags)}")
+    n, refused, achieved = orders["orders"], orders["errors"], orders["rate"]
+    print(f"  orders sent {n:.0f} ({refused:.0f} refused) = {achieved:.0f}/s achieved")
+    print(
+        f"  book source at the end: {source}; socket messages applied {messages} ({messages / seconds:.0f}/s)"
+    )
+    print(f"  checksum mismatches {mismatches}; book commits {len(lags)} ({len(lags) / seconds:.0f}/s)")
     verdict = "ok" if min(fps) >= 30 else "BELOW 30"
-    print(f"  frames/s over 1 s windows: min {min(fps):.0f}  p5 {_pct(fps, 0.05):.0f}  "
-          f"median {statistics.median(fps):.0f}  ({verdict})")  # fmt: skip
-    print(f"  update lag (server timestamp -> commit), ms: p50 {_pct(lags, 0.5):.1f}  p95 {_pct(lags, 0.95):.1f}"
-          f"  p99 {_pct(lags, 0.99):.1f}  max {max(lags, default=float('nan')):.1f}")  # fmt: skip
+    print(
+        f"  frames/s over 1 s windows: min {min(fps):.0f}  p5 {_pct(fps, 0.05):.0f}  "
+        f"median {statistics.median(fps):.0f}  ({verdict})"
+    )
+    print(
+        f"  update lag (server timestamp -> commit), ms: p50 {_pct(lags, 0.5):.1f}"
+        f"  p95 {_pct(lags, 0.95):.1f}"
+        f"  p99 {_pct(lags, 0.99):.1f}  max {max(lags, default=float('nan')):.1f}"
+    )
 
 
 def main() -> None:
@@ -212,7 +237,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stream-s", type=float, default=10.0, help="live-market phase length; 0 skips it")
     parser.add_argument("--rate", type=float, default=1000.0, help="orders per second in total")
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=32)
     args = parser.parse_args()
     assert 1 <= args.runs <= 100
     dist = ROOT / "web" / "dist"

@@ -32,18 +32,30 @@ def test_withdraw_follow_status_cancel_and_bad_input(browser: Any, web_server: S
     page.get_by_role("button", name="Get sandbox funds").click()
     page.locator("[data-testid=balances] tr[data-asset=USD]").wait_for(timeout=TIMEOUT_MS)
     account = page.evaluate("fetch('/api/me').then(r => r.json())")["account"]
-    web_server.admin("POST", "/admin/payments/withdraw-keys",
-                     {"account": account, "asset": "USD", "key": "my bank", "address": "DE89370400440532013000"})  # fmt: skip
+    web_server.admin(
+        "POST",
+        "/admin/payments/withdraw-keys",
+        {"account": account, "asset": "USD", "key": "my bank", "address": "DE89370400440532013000"},
+    )
     page.reload()
     page.get_by_role("tab", name="Funding").click()
-    page.get_by_test_id("deposit-addresses").locator("tr[data-asset=XBT]", has_text="sb1").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_test_id("deposit-addresses").locator("tr[data-asset=XBT]", has_text="sb1").wait_for(
+        timeout=TIMEOUT_MS
+    )
     page.locator("select[name=w-asset]").select_option(label="USD")
-    page.locator("select[name=w-key] option", has_text="my bank").wait_for(state="attached", timeout=TIMEOUT_MS)
+    page.locator("select[name=w-key] option", has_text="my bank").wait_for(
+        state="attached", timeout=TIMEOUT_MS
+    )
     page.get_by_test_id("withdraw-available").filter(has_text="10,000").wait_for(timeout=TIMEOUT_MS)
 
     # bad input: explained next to the field, nothing sent
     sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if "/0/private/Withdraw" in r.url and r.url.endswith("/Withdraw") else None)  # fmt: skip
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(r.url) if "/0/private/Withdraw" in r.url and r.url.endswith("/Withdraw") else None
+        ),
+    )
     for amount, password, field, text in [
         ("abc", PASSWORD, "amount", "must be a number"),
         ("1.123456", PASSWORD, "amount", "at most 4 decimals"),
@@ -59,7 +71,9 @@ def test_withdraw_follow_status_cancel_and_bad_input(browser: Any, web_server: S
 
     # a wrong password is refused by the server and moves nothing
     withdraw(page, "10", "not the password")
-    page.get_by_test_id("withdraw-password-error").filter(has_text="Invalid password").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_test_id("withdraw-password-error").filter(has_text="Invalid password").wait_for(
+        timeout=TIMEOUT_MS
+    )
 
     # withdraw, then follow held -> sent -> completed (admin transitions)
     withdraw(page, "100")
@@ -83,11 +97,15 @@ def test_withdraw_follow_status_cancel_and_bad_input(browser: Any, web_server: S
     web_server.admin("POST", "/admin/payments/settings", {"auto_settle_ms": 300})
     try:
         withdraw(page, "25")
-        page.get_by_test_id("withdrawals").locator("tbody tr[data-status=completed]").nth(1).wait_for(timeout=TIMEOUT_MS)
+        page.get_by_test_id("withdrawals").locator("tbody tr[data-status=completed]").nth(1).wait_for(
+            timeout=TIMEOUT_MS
+        )
     finally:
         web_server.admin("POST", "/admin/payments/settings", {"auto_settle_ms": 0})
     page.get_by_role("tab", name="Balances").click()
-    page.locator("[data-testid=balances] tr[data-asset=USD]", has_text="9,875.0000").wait_for(timeout=TIMEOUT_MS)
+    page.locator("[data-testid=balances] tr[data-asset=USD]", has_text="9,875.0000").wait_for(
+        timeout=TIMEOUT_MS
+    )
     page.get_by_role("tab", name="Funding").click()
     page.screenshot(path=str(shots / "funding.png"), full_page=True)
     context.close()

@@ -90,13 +90,19 @@ export interface MarketData {
 /** Set by bench/web_bench.py before the page loads; the page only records into it when present. */
 export interface PerfProbe {
   lags: number[]; // ms from the server's timestamp of the newest message to the commit that shows it
+  messages?: number; // socket data messages applied
+  mismatches?: number; // checksum mismatches (each one resubscribed)
 }
 export function perfProbe(): PerfProbe | undefined {
   return (window as unknown as { __abyssalPerf?: PerfProbe }).__abyssalPerf;
 }
 export function recordLag(m: MarketData | null): void {
   const probe = perfProbe();
-  if (probe && m && m.serverMs > 0) probe.lags.push(performance.timeOrigin + performance.now() - m.serverMs);
+  if (probe && m && m.serverMs > 0) {
+    probe.lags.push(performance.timeOrigin + performance.now() - m.serverMs);
+    probe.messages = m.messages;
+    probe.mismatches = m.mismatches;
+  }
 }
 
 type Listener = (m: MarketData) => void;
