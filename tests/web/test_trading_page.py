@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from tests.harness import Server
 
 from abyssal.gateway.auth import sign
@@ -98,6 +99,10 @@ def test_sign_up_fund_trade_fill_cancel(browser: Any, web_server: Server, shots:
     csv = Path(download.value.path()).read_text()
     assert csv.startswith("id,time,type,asset,amount,fee,balance,refid")
     assert "deposit" in csv and "trade" in csv
+    page.get_by_label("Ledger type").select_option("deposit")  # filters narrow the ledger
+    page.get_by_test_id("ledger").locator("tbody tr", has_text="deposit").first.wait_for(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("ledger").locator("tbody tr", has_text="trade")).to_have_count(0)
+    page.get_by_label("Ledger type").select_option("all")
     page.screenshot(path=str(shots / "ledger.png"), full_page=True)
 
     # cancel an open order

@@ -24,6 +24,27 @@ export function fmtChange(open: string | undefined, last: string | undefined): s
   return `${rounded > 0 ? "+" : ""}${rounded.toFixed(2)}%`;
 }
 
+/** A signed percentage text ("7.17", "-0.02") shown with a sign and two decimals (exact). */
+export function fmtPct(pct: string | undefined): string {
+  const d = pct === undefined ? null : parseSigned(pct);
+  if (d === null) return "–";
+  const t = toFixed(d, 2);
+  return `${d.units > 0n && /[1-9]/.test(t) ? "+" : ""}${t}%`;
+}
+
+/** True when ``text`` is a positive decimal (a price or volume that exists). */
+export function positive(text: string | undefined): boolean {
+  const d = text === undefined ? null : parseSigned(text);
+  return d !== null && d.units > 0n;
+}
+
+/** The 24 h change of a ticker: WS v2's rolling ``change_pct`` when present, else REST's today open;
+ * "–" with no trades in the window. */
+export function tickerChange(t: { pct?: string; o: string; c: [string, string]; v: [string, string] } | undefined): string {
+  if (!t || !positive(t.v[1]) || !positive(t.c[0])) return "–";
+  return t.pct !== undefined ? fmtPct(t.pct) : fmtChange(t.o, t.c[0]);
+}
+
 export function changeClass(change: string): string {
   return change.startsWith("+") ? "up" : change.startsWith("-") ? "down" : "";
 }

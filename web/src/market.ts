@@ -15,6 +15,7 @@ export interface Ticker {
   o: string;
   h: [string, string];
   l: [string, string];
+  pct?: string; // WS v2 ticker: rolling 24 h change_pct (REST has none: today's open ``o`` instead)
 }
 export type Level = [string, string, number];
 export interface Depth {

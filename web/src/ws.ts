@@ -45,7 +45,7 @@ export function bookChecksum(asks: Level[], bids: Level[], priceDecimals: number
 }
 
 // WS v2 sends money as JSON numbers with exact trailing zeros: keep their text.
-const NUMERIC = /"(price|qty|bid|bid_qty|ask|ask_qty|last|volume|vwap|low|high|change|open|close)":(-?[0-9][0-9.eE+-]*)/g;
+const NUMERIC = /"(price|qty|bid|bid_qty|ask|ask_qty|last|volume|vwap|low|high|change|change_pct|open|close)":(-?[0-9][0-9.eE+-]*)/g;
 export function parseFrame(text: string): any {
   return JSON.parse(text.replace(NUMERIC, '"$1":"$2"'));
 }
@@ -85,6 +85,23 @@ export interface MarketData {
   lastEventMs: number; // performance.now() of the newest applied message (for the bench)
   serverMs: number; // the newest applied book/trade message's server timestamp, epoch ms (0: none)
   messages: number; // data messages applied so far
+  candle: LiveCandle | null; // newest ohlc update for the selected pair and interval
+}
+
+/** One ohlc channel candle: ``time`` is interval_begin in unix seconds; prices are decimal text. */
+export interface LiveCandle {
+  symbol: string;
+  interval: number;
+  time: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+}
+
+/** ``interval_begin`` (nanosecond RFC3339) to unix seconds. */
+export function beginSeconds(text: string): number {
+  return Math.floor(Date.parse(String(text).replace(/(\.\d{3})\d*/, "$1")) / 1000);
 }
 
 /** Set by bench/web_bench.py before the page loads; the page only records into it when present. */
@@ -127,6 +144,7 @@ export function toTicker(t: any): Ticker {
     o: open,
     h: [String(t.high), String(t.high)],
     l: [String(t.low), String(t.low)],
+    pct: t.change_pct === undefined ? undefined : String(t.change_pct),
   };
 }
 
@@ -143,7 +161,9 @@ export class MarketSocket {
     lastEventMs: 0,
     serverMs: 0,
     messages: 0,
+    candle: null,
   };
+  private interval = 0; // ohlc interval in minutes (0: not wanted)
   private symbol = "";
   private decimals: [number, number] = [8, 8];
   private tickerSymbols: string[] = [];
@@ -167,15 +187,28 @@ export class MarketSocket {
     const old = this.symbol;
     this.symbol = symbol;
     this.decimals = [priceDecimals, lotDecimals];
-    this.data = { ...this.data, book: null, trades: [] };
+    this.data = { ...this.data, book: null, trades: [], candle: null };
     if (this.open()) {
       if (old) {
         this.send({ method: "unsubscribe", params: { channel: "book", symbol: [old], depth: BOOK_DEPTH } });
         this.send({ method: "unsubscribe", params: { channel: "trade", symbol: [old] } });
+        if (this.interval) this.send({ method: "unsubscribe", params: { channel: "ohlc", symbol: [old], interval: this.interval } });
       }
       this.subscribePair();
     }
     this.schedule();
+  }
+
+  /** Live candles of ``minutes`` for the selected pair (0 to stop). */
+  ohlc(minutes: number): void {
+    if (minutes === this.interval) return;
+    const old = this.interval;
+    this.interval = minutes;
+    this.data = { ...this.data, candle: null };
+    if (this.open() && this.symbol) {
+      if (old) this.send({ method: "unsubscribe", params: { channel: "ohlc", symbol: [this.symbol], interval: old } });
+      if (minutes) this.send({ method: "subscribe", params: { channel: "ohlc", symbol: [this.symbol], interval: minutes, snapshot: false } });
+    }
   }
 
   tickersFor(symbols: string[]): void {
@@ -207,6 +240,8 @@ export class MarketSocket {
     if (!this.symbol) return;
     this.send({ method: "subscribe", params: { channel: "book", symbol: [this.symbol], depth: BOOK_DEPTH } });
     this.send({ method: "subscribe", params: { channel: "trade", symbol: [this.symbol], snapshot: true } });
+    if (this.interval)
+      this.send({ method: "subscribe", params: { channel: "ohlc", symbol: [this.symbol], interval: this.interval, snapshot: false } });
   }
 
   private connect(): void {
@@ -251,6 +286,7 @@ export class MarketSocket {
     const ch = msg.channel;
     if (ch === "book") this.onBook(msg);
     else if (ch === "trade") this.onTrades(msg);
+    else if (ch === "ohlc") this.onOhlc(msg);
     else if (ch === "ticker") {
       const tickers = { ...this.data.tickers };
       for (const t of msg.data ?? []) tickers[t.symbol] = toTicker(t);
@@ -311,6 +347,20 @@ export class MarketSocket {
     if (!rows.length) return;
     const trades = msg.type === "snapshot" ? rows : [...this.data.trades, ...rows];
     this.data = { ...this.data, trades: trades.slice(-TRADES_KEPT), live: true };
+  }
+
+  private onOhlc(msg: any): void {
+    for (const d of msg.data ?? []) {
+      if (d.symbol !== this.symbol || Number(d.interval) !== this.interval) continue;
+      const time = beginSeconds(d.interval_begin);
+      if (!Number.isFinite(time)) continue;
+      const prev = this.data.candle;
+      if (prev && prev.time > time) continue; // never move backwards
+      this.data = {
+        ...this.data,
+        candle: { symbol: d.symbol, interval: this.interval, time, open: String(d.open), high: String(d.high), low: String(d.low), close: String(d.close) },
+      };
+    }
   }
 
   /** Listeners hear at most once per animation frame, however many messages arrived. */

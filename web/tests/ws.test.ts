@@ -45,3 +45,32 @@ describe("fixed", () => {
     expect(fixed("1.25", 1)).toBe(fixed("1.25", 1));
   });
 });
+
+import { fmtPct, tickerChange } from "../src/format";
+describe("24h change", () => {
+  it("keeps change_pct text from the frame", () => {
+    const m = parseFrame('{"channel":"ticker","data":[{"symbol":"BTC/USD","last":110.0,"change":10.0,"change_pct":-0.20}]}');
+    expect(m.data[0].change_pct).toBe("-0.20");
+  });
+  it("formats the rolling pct exactly", () => {
+    expect(fmtPct("7.17")).toBe("+7.17%");
+    expect(fmtPct("-0.02")).toBe("-0.02%");
+    expect(fmtPct("0.00")).toBe("0.00%");
+    expect(fmtPct(undefined)).toBe("–");
+  });
+  it("prefers WS change_pct, falls back to the REST open, dashes without trades", () => {
+    const ws = toTicker({ last: "110.0", change: "10.0", change_pct: "10.00", volume: "2.5", high: "111.0", low: "99.0", bid: "1", ask: "2", bid_qty: "1", ask_qty: "1" });
+    expect(tickerChange(ws)).toBe("+10.00%");
+    const rest = { o: "100.0", c: ["105.0", "1"] as [string, string], v: ["1", "1"] as [string, string] };
+    expect(tickerChange(rest)).toBe("+5.00%");
+    const none = toTicker({ last: "0.0", change: "0.0", change_pct: "0.00", volume: "0.00000000", high: "0.0", low: "0.0", bid: "0", ask: "0", bid_qty: "0", ask_qty: "0" });
+    expect(tickerChange(none)).toBe("–");
+  });
+});
+
+import { beginSeconds } from "../src/ws";
+describe("ohlc", () => {
+  it("interval_begin with nanoseconds to unix seconds", () => {
+    expect(beginSeconds("2024-05-17T11:12:00.000000000Z")).toBe(Date.UTC(2024, 4, 17, 11, 12) / 1000);
+  });
+});

@@ -388,17 +388,50 @@ export function available(b: { balance: string; hold_trade: string } | undefined
   return toFixed(sub(x, y), Math.max(x.scale, y.scale));
 }
 
+const LEDGER_PAGE = 50; // Kraken's page size
+const LEDGER_EXPORT_MAX = 10_000; // entries fetched for one CSV export
+const LEDGER_TYPES = ["all", "trade", "deposit", "withdrawal"] as const;
+
+type LedgerPage = { ledger: Record<string, LedgerEntry>; count: number };
+
+/** Ledgers parameters for a filter and a page: asset by Kraken id, type, offset. */
+export function ledgerParams(asset: string, type: string, ofs: number): Record<string, string> {
+  const p: Record<string, string> = { ofs: String(ofs) };
+  if (asset !== "all") p.asset = asset;
+  if (type !== "all") p.type = type;
+  return p;
+}
+
 function Ledger({ assets, version }: { assets: Record<string, AssetInfo>; version: number }) {
+  const [asset, setAsset] = useState("all");
+  const [type, setType] = useState<string>("all");
+  const [ofs, setOfs] = useState(0);
+  const [exporting, setExporting] = useState("");
   const { data, error } = usePoll(
-    async () => (await privateCall<{ ledger: Record<string, LedgerEntry> }>("Ledgers")).ledger,
+    async () => await privateCall<LedgerPage>("Ledgers", ledgerParams(asset, type, ofs)),
     5000,
-    [version],
+    [version, asset, type, ofs],
   );
-  const entries = Object.entries(data ?? {});
-  const exportCsv = () => {
+  const entries = Object.entries(data?.ledger ?? {});
+  const count = data?.count ?? 0;
+  const exportCsv = async () => {
+    setExporting("Exporting…");
+    const all: [string, LedgerEntry][] = [];
+    try {
+      for (let at = 0; at < Math.min(count, LEDGER_EXPORT_MAX); at += LEDGER_PAGE) {
+        const page = await privateCall<LedgerPage>("Ledgers", ledgerParams(asset, type, at));
+        const rows = Object.entries(page.ledger);
+        all.push(...rows);
+        if (rows.length < LEDGER_PAGE) break;
+      }
+    } catch (e) {
+      setExporting(e instanceof ApiError ? e.message : String(e));
+      return;
+    }
+    setExporting("");
     const csv = toCsv(
       ["id", "time", "type", "asset", "amount", "fee", "balance", "refid"],
-      entries.map(([id, l]) => [id, fmtTime(l.time), l.type, assets[l.asset]?.altname ?? l.asset, l.amount, l.fee, l.balance, l.refid]),
+      all.map(([id, l]) => [id, fmtTime(l.time), l.type, assets[l.asset]?.altname ?? l.asset, l.amount, l.fee, l.balance, l.refid]),
     );
     const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
     const a = document.createElement("a");
@@ -410,10 +443,43 @@ function Ledger({ assets, version }: { assets: Record<string, AssetInfo>; versio
   return (
     <>
       <p className="row">
-        <button type="button" onClick={exportCsv} disabled={!entries.length}>
+        <label>
+          Asset{" "}
+          <select aria-label="Ledger asset" value={asset} onChange={(e) => (setAsset(e.target.value), setOfs(0))}>
+            <option value="all">All</option>
+            {Object.entries(assets).map(([id, a]) => (
+              <option key={id} value={id}>
+                {a.altname}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Type{" "}
+          <select aria-label="Ledger type" value={type} onChange={(e) => (setType(e.target.value), setOfs(0))}>
+            {LEDGER_TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={() => void exportCsv()} disabled={!count || !!exporting}>
           Export CSV
         </button>
+        {exporting && <span className="muted small">{exporting}</span>}
         {error && <span className="field-error">{error}</span>}
+      </p>
+      <p className="row small muted" aria-live="polite">
+        <button type="button" onClick={() => setOfs(Math.max(0, ofs - LEDGER_PAGE))} disabled={ofs === 0}>
+          Newer
+        </button>
+        <span data-testid="ledger-range">
+          {count ? `${ofs + 1}–${Math.min(ofs + LEDGER_PAGE, count)} of ${count}` : "no entries"}
+        </span>
+        <button type="button" onClick={() => setOfs(ofs + LEDGER_PAGE)} disabled={ofs + LEDGER_PAGE >= count}>
+          Older
+        </button>
       </p>
       <table className="compact" data-testid="ledger">
         <thead>

@@ -1,10 +1,11 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { publicCall } from "../api";
-import { changeClass, depthPct, fmtAmount, fmtChange, fmtClock } from "../format";
+import { depthPercents, groupLevels, GROUPS, spreadOf, stepLabel } from "../book";
+import { changeClass, fmtAmount, tickerChange, fmtClock } from "../format";
 import { usePoll } from "../hooks";
 import type { Candle, Depth, Ticker, TradeRow } from "../market";
 import type { PairInfo } from "../validate";
-import { recordLag, type MarketData } from "../ws";
+import { marketSocket, recordLag, v2Symbol, type MarketData } from "../ws";
 
 export function PairList({
   pairs,
@@ -44,7 +45,7 @@ export function PairList({
         <tbody>
           {pairs.map((p) => {
             const t = tickers?.[p.id];
-            const ch = fmtChange(t?.o, t?.c[0]);
+            const ch = tickerChange(t);
             return (
               <tr key={p.id} className={p.id === selected ? "selected" : ""}>
                 <td>
@@ -74,8 +75,12 @@ const INTERVALS: [number, string][] = [
   [1440, "1d"],
 ];
 
-export function Chart({ pair, theme }: { pair: PairInfo; theme: string }) {
+export function Chart({ pair, theme, market }: { pair: PairInfo; theme: string; market?: MarketData | null }) {
   const box = useRef<HTMLDivElement>(null);
+  const lastTime = useRef(0); // newest candle time on the chart (unix s)
+  const loadedKey = useRef(""); // pair/interval/chart whose REST history is on the chart
+  const liveRef = useRef(false);
+  liveRef.current = !!market?.live;
   const chartRef = useRef<any>(null);
   const seriesRef = useRef<any>(null);
   const [interval, setInterval_] = useState(1);
@@ -117,18 +122,46 @@ export function Chart({ pair, theme }: { pair: PairInfo; theme: string }) {
     };
   }, [pair.id, pair.pair_decimals, theme]);
 
+  // live candles over /v2 for the chosen interval
+  useEffect(() => {
+    if (typeof WebSocket === "undefined") return;
+    const s = marketSocket();
+    s.ohlc(interval);
+    return () => s.ohlc(0);
+  }, [interval]);
+
+  // REST OHLC: the history on load (pair, interval, chart), then polling only while the socket is down
   const { error } = usePoll(
     async () => {
+      const key = `${pair.id}/${interval}/${ready}`;
+      if (liveRef.current && loadedKey.current === key) return null;
       const r = await publicCall<Record<string, Candle[] | number>>("OHLC", { pair: pair.id, interval });
       const rows = (r[pair.id] as Candle[]) ?? [];
-      seriesRef.current?.setData(
+      if (!seriesRef.current) return rows.length;
+      seriesRef.current.setData(
         rows.map((c) => ({ time: c[0], open: +c[1], high: +c[2], low: +c[3], close: +c[4] })),
       );
+      lastTime.current = rows.length ? rows[rows.length - 1][0] : 0;
+      loadedKey.current = key;
       return rows.length;
     },
     5000,
     [pair.id, interval, ready],
   );
+
+  const candle = market?.live ? market.candle : null;
+  useEffect(() => {
+    const series = seriesRef.current;
+    if (!candle || !series || !ready) return;
+    if (candle.symbol !== v2Symbol(pair.wsname) || candle.interval !== interval) return;
+    if (!loadedKey.current.startsWith(`${pair.id}/${interval}/`) || candle.time < lastTime.current) return;
+    try {
+      series.update({ time: candle.time, open: +candle.open, high: +candle.high, low: +candle.low, close: +candle.close });
+      lastTime.current = candle.time;
+    } catch {
+      /* an out-of-order bar: the next REST load fixes the chart */
+    }
+  }, [candle, ready, pair.id, pair.wsname, interval]);
 
   return (
     <section className="panel chart" aria-label="Price chart">
@@ -147,20 +180,23 @@ export function Chart({ pair, theme }: { pair: PairInfo; theme: string }) {
 
 export function Book({ pair, onPrice, market }: { pair: PairInfo; onPrice: (price: string) => void; market: MarketData | null }) {
   const liveBook = market?.live ? market.book : null;
+  const [group, setGroup] = useState<number>(1);
   const liveRef = useRef(false);
   liveRef.current = !!liveBook;
   const rest = usePoll(
     async () =>
-      liveRef.current ? null : (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: 12 }))[pair.id],
+      liveRef.current ? null : (await publicCall<Record<string, Depth>>("Depth", { pair: pair.id, count: group > 1 ? 100 : 12 }))[pair.id],
     1000,
-    [pair.id],
+    [pair.id, group],
   );
   const data = liveBook ?? rest.data;
   useLayoutEffect(() => recordLag(liveBook ? market : null), [liveBook, market]);
   const error = liveBook ? "" : rest.error;
-  const asks = (data?.asks ?? []).slice(0, 12);
-  const bids = (data?.bids ?? []).slice(0, 12);
-  const max = Math.max(0, ...asks.map((l) => +l[1]), ...bids.map((l) => +l[1]));
+  const rawAsks = data?.asks ?? [];
+  const rawBids = data?.bids ?? [];
+  const asks = groupLevels(rawAsks, "ask", group, pair.pair_decimals, pair.lot_decimals).slice(0, 12);
+  const bids = groupLevels(rawBids, "bid", group, pair.pair_decimals, pair.lot_decimals).slice(0, 12);
+  const depth = depthPercents(asks, bids, pair.lot_decimals);
   const row = (l: [string, string, number], side: "ask" | "bid") => (
     <tr key={`${side}${l[0]}`} className={side}>
       <td className="num">
@@ -168,16 +204,33 @@ export function Book({ pair, onPrice, market }: { pair: PairInfo; onPrice: (pric
           {fmtAmount(l[0], pair.pair_decimals)}
         </button>
       </td>
-      <td className="num depth" style={{ ["--depth" as string]: `${depthPct(l[1], max)}%` }}>
+      <td className="num depth" style={{ ["--depth" as string]: `${depth.get(l) ?? 0}%` }}>
         {fmtAmount(l[1], pair.lot_decimals)}
       </td>
     </tr>
   );
-  const spread =
-    asks.length && bids.length ? fmtAmount(String(+asks[0][0] - +bids[0][0]), pair.pair_decimals) : "–";
+  const spreadText = spreadOf(rawAsks, rawBids, pair.pair_decimals);
+  const spread = spreadText ? fmtAmount(spreadText, pair.pair_decimals) : "–";
   return (
     <section className="panel book" aria-label="Order book" data-testid="book" data-source={liveBook ? "ws" : "rest"}>
-      <h2>Order book</h2>
+      <div className="book-head">
+        <h2>Order book</h2>
+        <label className="small muted">
+          Group{" "}
+          <select
+            aria-label="Group price levels"
+            data-testid="book-group"
+            value={group}
+            onChange={(e) => setGroup(Number(e.target.value))}
+          >
+            {GROUPS.map((m) => (
+              <option key={m} value={m}>
+                {m}x ({stepLabel(m, pair.pair_decimals)})
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
       {error && <p className="field-error">{error}</p>}
       <table className="compact">
         <thead>

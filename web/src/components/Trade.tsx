@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { privateCall, publicCall, type Me } from "../api";
 import { useMarket, usePoll } from "../hooks";
 import { v2Symbol } from "../ws";
+import { positive } from "../format";
 import { withIds, type AssetInfo, type Depth, type Ticker } from "../market";
 import type { PairInfo } from "../validate";
 import { Account, available, type Balances } from "./Account";
@@ -83,17 +84,18 @@ export function Trade(props: { me: Me | null; setMe: (m: Me) => void; onLogin: (
   if (loadError) return <p className="field-error pad">The market list did not load: {loadError}</p>;
   if (!pair) return <p className="muted pad">Loading markets…</p>;
   const t = tickers?.[pair.id];
+  const traded = positive(t?.v[1]); // no trades in the window: high/low are 0.0 on the wire
   return (
     <div className="trade">
       <div className="ticker-bar" aria-live="off">
         <strong>{pair.wsname}</strong>
         <span>Last {t && t.v[1] !== "0" && Number(t.c[0]) > 0 ? t.c[0] : "–"}</span>
-        <span className="muted">24h high {t ? t.h[1] : "–"}</span>
-        <span className="muted">24h low {t ? t.l[1] : "–"}</span>
+        <span className="muted">24h high {t && traded && positive(t.h[1]) ? t.h[1] : "–"}</span>
+        <span className="muted">24h low {t && traded && positive(t.l[1]) ? t.l[1] : "–"}</span>
         <span className="muted">24h volume {t ? t.v[1] : "–"}</span>
       </div>
       <PairList pairs={pairs} tickers={tickers} selected={pair.id} onSelect={setSelected} />
-      <Chart pair={pair} theme={theme} />
+      <Chart pair={pair} theme={theme} market={market} />
       <Book pair={pair} onPrice={setPicked} market={market} />
       <Tape pair={pair} market={market} />
       {me ? (
