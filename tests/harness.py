@@ -31,6 +31,7 @@ class Server:
     data_dir: Path
     port: int = field(default_factory=free_port)
     database: str | None = None  # a postgresql:// URL; None: SQLite in data_dir
+    config: Path | None = None  # a TOML file for --config
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _log: Any = None
@@ -47,6 +48,8 @@ class Server:
         command = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         if self.database:
             command += ["--database", self.database]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "abyssal.cli", *command], stdout=self._log, stderr=self._log, env=env
         )

@@ -43,6 +43,7 @@ from abyssal.gateway.params import (
     read_nonce,
 )
 from abyssal.gateway.payments_api import handle_v1
+from abyssal.gateway.ratelimit import RATE_LIMIT_EXCEEDED, call_cost
 from abyssal.runtime.exchange import Exchange
 
 log = structlog.get_logger("abyssal.http")
@@ -248,6 +249,8 @@ class App:
                 ctx, params = await web_session.authenticate_private(self.exchange, name, scope, body)
             else:
                 ctx, params = self._authenticate(name, scope, body)
+            if not self.exchange.calls.try_spend(ctx.key.api_key, call_cost(name), ctx.now_ns):
+                raise ParamError(RATE_LIMIT_EXCEEDED)
             result = await handler(ctx, params)
         except ParamError as err:
             await send_json(send, 200, {"error": [err.kraken]})

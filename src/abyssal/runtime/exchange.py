@@ -22,6 +22,14 @@ from abyssal.config import Config
 from abyssal.core.messages import Command, Event
 from abyssal.gateway.auth import SecretBox, load_or_create_master_key
 from abyssal.gateway.keys import KeyRing
+from abyssal.gateway.ratelimit import (
+    CALL_TIER_STARTER,
+    CALL_TIERS,
+    TRADING_TIER_STARTER,
+    TRADING_TIERS,
+    CallCounter,
+    TradingCounter,
+)
 from abyssal.runtime import notifications
 from abyssal.runtime.market import MarketData
 from abyssal.runtime.notifications import Notifier
@@ -88,6 +96,13 @@ class Exchange:
         self._flusher: asyncio.Task[None] | None = None
         self._flushed_nonces: dict[str, int] = {}
         self.ws_tokens: dict[str, tuple[int, int]] = {}  # token -> (key_no, expires_ns)
+        # Kraken's REST call counter per key and matching-engine counter per (account, pair);
+        # off unless [limits] rest_tier / trading_tier name a tier
+        rest_tier, trading_tier = config.limits.rest_tier.value, config.limits.trading_tier.value
+        self.calls = CallCounter(CALL_TIERS.get(rest_tier, CALL_TIER_STARTER), enabled=rest_tier != "off")
+        self.trading = TradingCounter(
+            TRADING_TIERS.get(trading_tier, TRADING_TIER_STARTER), enabled=trading_tier != "off"
+        )
         self.on_ready: list[Callable[[], None]] = []
         self.opened = False
         self.phase = "starting"  # starting -> recovering -> ready -> stopping -> stopped (or failed)

@@ -1,0 +1,67 @@
+"""Kraken's rate counters, when configured: the REST call counter per key and the trading counter."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.harness import Server
+
+from abyssal.gateway.auth import sign
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Server]:
+    config = tmp_path / "limits.toml"
+    config.write_text('[limits]\nrest_tier = "starter"\ntrading_tier = "starter"\n')
+    server = Server(tmp_path / "data", config=config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Client:
+    def __init__(self, url: str, key: dict[str, Any]) -> None:
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self.key, self.secret = key["api_key"], key["api_secret"]
+        self.nonce = time.time_ns() // 1000
+
+    def call(self, method: str, **params: str) -> dict[str, Any]:
+        self.nonce += 1
+        body = urllib.parse.urlencode({"nonce": str(self.nonce), **params}).encode()
+        path = f"/0/private/{method}"
+        headers = {"API-Key": self.key, "API-Sign": sign(self.secret, path, str(self.nonce), body)}
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        reply: dict[str, Any] = self.http.post(path, content=body, headers=headers).json()
+        return reply
+
+
+def test_the_call_counter_refuses_the_sixteenth_quick_call_of_a_starter_key(limited: Server) -> None:
+    client = Client(limited.url, limited.account("calls", USD="100"))
+    errors = [client.call("Balance")["error"] for _ in range(16)]
+    assert errors[:15] == [[]] * 15  # Starter: a counter of 15, each Balance call costs 1
+    assert errors[15] == ["EAPI:Rate limit exceeded"]
+    time.sleep(3.2)  # Starter decays 0.33 per second: one call's worth is back after ~3 s
+    assert client.call("Balance")["error"] == []
+    client.http.close()
+
+
+def test_the_trading_counter_refuses_orders_past_the_pair_threshold(limited: Server) -> None:
+    client = Client(limited.url, limited.account("trader", USD="100000"))
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "10000.0"}
+    errors = [client.call("AddOrder", **order)["error"] for _ in range(61)]
+    assert all(e == [] for e in errors[:60]), errors[:60]  # Starter: threshold 60, +1 per order
+    assert errors[60] == ["EOrder:Rate limit exceeded"]
+    other_pair = {**order, "pair": "ETHUSD", "price": "1000.00", "volume": "0.01"}
+    assert client.call("AddOrder", **other_pair)["error"] == []  # the counter is per pair
+    assert client.call("CancelAll")["error"] == []  # cancels are never refused
+    client.http.close()
