@@ -33,6 +33,30 @@ def _rows(store: Store, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]
         c.row_factory = None
 
 
+def _time_window(column: str, w: Window, where: str, args: list[object]) -> str:
+    """Kraken's time filters on one column: start exclusive, end inclusive."""
+    if w.start_ns:
+        where += f" AND {column} > ?"
+        args.append(w.start_ns)
+    if w.end_ns:
+        where += f" AND {column} <= ?"
+        args.append(w.end_ns)
+    return where
+
+
+def _page(
+    store: Store, source: str, select: str, where: str, args: list[object], order: str, offset: int
+) -> tuple[list[sqlite3.Row], int]:
+    """One page of ``PAGE_ROWS`` rows, newest first, and the total count across pages."""
+    count = _rows(store, f"SELECT COUNT(*) AS n FROM {source} WHERE {where}", tuple(args))[0]["n"]
+    rows = _rows(
+        store,
+        f"SELECT {select} FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        (*args, PAGE_ROWS, offset),
+    )
+    return rows, int(count)
+
+
 def open_orders(store: Store, account: int, userref: int | None, cl_ord_id: str | None) -> list[sqlite3.Row]:
     sql = "SELECT * FROM orders WHERE account = ? AND status IN (0, 1)"
     args: list[object] = [account]
@@ -63,13 +87,7 @@ def closed_orders(
     if cl_ord_id is not None:
         where += " AND cl_ord_id = ?"
         args.append(cl_ord_id)
-    count = _rows(store, f"SELECT COUNT(*) AS n FROM orders WHERE {where}", tuple(args))[0]["n"]
-    rows = _rows(
-        store,
-        f"SELECT * FROM orders WHERE {where} ORDER BY closed_ns DESC, order_no DESC LIMIT ? OFFSET ?",
-        (*args, PAGE_ROWS, w.offset),
-    )
-    return rows, int(count)
+    return _page(store, "orders", "*", where, args, "closed_ns DESC, order_no DESC", w.offset)
 
 
 def orders_by_number(store: Store, account: int, numbers: list[int]) -> list[sqlite3.Row]:
@@ -102,22 +120,11 @@ def trades_of_orders(store: Store, numbers: list[int]) -> dict[int, list[tuple[i
 
 
 def fills(store: Store, account: int, w: Window) -> tuple[list[sqlite3.Row], int]:
-    where = "f.account = ?"
     args: list[object] = [account]
-    if w.start_ns:
-        where += " AND f.ts_ns > ?"
-        args.append(w.start_ns)
-    if w.end_ns:
-        where += " AND f.ts_ns <= ?"
-        args.append(w.end_ns)
-    count = _rows(store, f"SELECT COUNT(*) AS n FROM fills f WHERE {where}", tuple(args))[0]["n"]
-    rows = _rows(
-        store,
-        "SELECT f.*, o.ordertype AS ordertype FROM fills f JOIN orders o ON o.order_no = f.order_no "
-        f"WHERE {where} ORDER BY f.ts_ns DESC, f.trade_no DESC LIMIT ? OFFSET ?",
-        (*args, PAGE_ROWS, w.offset),
-    )
-    return rows, int(count)
+    where = _time_window("f.ts_ns", w, "f.account = ?", args)
+    source = "fills f JOIN orders o ON o.order_no = f.order_no"
+    select = "f.*, o.ordertype AS ordertype"
+    return _page(store, source, select, where, args, "f.ts_ns DESC, f.trade_no DESC", w.offset)
 
 
 def fills_by_trade(store: Store, account: int, keys: list[tuple[int, int]]) -> list[sqlite3.Row]:
@@ -145,19 +152,8 @@ def ledger(
     if kind:
         where += " AND type = ?"
         args.append(kind)
-    if w.start_ns:
-        where += " AND ts_ns > ?"
-        args.append(w.start_ns)
-    if w.end_ns:
-        where += " AND ts_ns <= ?"
-        args.append(w.end_ns)
-    count = _rows(store, f"SELECT COUNT(*) AS n FROM ledger WHERE {where}", tuple(args))[0]["n"]
-    rows = _rows(
-        store,
-        f"SELECT * FROM ledger WHERE {where} ORDER BY entry_no DESC LIMIT ? OFFSET ?",
-        (*args, PAGE_ROWS, w.offset),
-    )
-    return rows, int(count)
+    where = _time_window("ts_ns", w, where, args)
+    return _page(store, "ledger", "*", where, args, "entry_no DESC", w.offset)
 
 
 def ledger_by_number(store: Store, account: int, numbers: list[int]) -> list[sqlite3.Row]:

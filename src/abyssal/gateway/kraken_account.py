@@ -113,12 +113,7 @@ async def query_orders(ctx: Ctx, p: Params) -> Any:
     txids = str_list(p, "txid", items_max=QUERY_ORDERS_MAX)
     if not txids:
         raise invalid("txid")
-    numbers = []
-    for t in txids:
-        n = ids.decode("O", t)
-        if n is None:
-            raise ParamError("EOrder:Invalid order")
-        numbers.append(n)
+    numbers = _decode_all("O", txids, ParamError("EOrder:Invalid order"))
     rows = await ctx.exchange.read(reads.orders_by_number, ctx.exchange.store, ctx.account, numbers)
     if not rows:
         raise ParamError("EOrder:Invalid order")
@@ -143,12 +138,7 @@ async def query_trades(ctx: Ctx, p: Params) -> Any:
     txids = str_list(p, "txid", items_max=QUERY_TRADES_MAX)
     if not txids:
         raise invalid("txid")
-    keys = []
-    for t in txids:
-        n = ids.decode("T", t)
-        if n is None:
-            raise invalid("txid")
-        keys.append((n & 0xFF, n >> 8))
+    keys = [(n & 0xFF, n >> 8) for n in _decode_all("T", txids, invalid("txid"))]  # (pair, trade_no)
     rows = await ctx.exchange.read(reads.fills_by_trade, ctx.exchange.store, ctx.account, keys)
     ins = ctx.exchange.instruments
     return {ids.trade_id(int(r["pair"]), int(r["trade_no"])): trade_info(ins, r) for r in rows}
@@ -187,12 +177,7 @@ async def query_ledgers(ctx: Ctx, p: Params) -> Any:
     names = str_list(p, "id", items_max=QUERY_LEDGERS_MAX)
     if not names:
         raise invalid("id")
-    numbers = []
-    for name in names:
-        n = ids.decode("L", name)
-        if n is None:
-            raise invalid("id")
-        numbers.append(n)
+    numbers = _decode_all("L", names, invalid("id"))
     rows = await ctx.exchange.read(reads.ledger_by_number, ctx.exchange.store, ctx.account, numbers)
     ins = ctx.exchange.instruments
     return {ids.ledger_id(int(r["entry_no"])): ledger_info(ins, r) for r in rows}
@@ -243,3 +228,14 @@ async def websockets_token(ctx: Ctx, p: Params) -> Any:
     token = secrets.token_urlsafe(32)
     ctx.exchange.ws_tokens[token] = (ctx.key.key_no, ctx.now_ns + WS_TOKEN_TTL_S * 10**9)
     return {"token": token, "expires": WS_TOKEN_TTL_S}
+
+
+def _decode_all(prefix: str, texts: list[str], error: ParamError) -> list[int]:
+    """The numbers behind Kraken-style ids of one kind; any malformed id refuses the whole call."""
+    numbers = []
+    for text in texts:
+        n = ids.decode(prefix, text)
+        if n is None:
+            raise error
+        numbers.append(n)
+    return numbers
