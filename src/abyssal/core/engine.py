@@ -38,7 +38,6 @@ from abyssal.core.messages import (
     Event,
     Mode,
     ModeChanged,
-    OrderAccepted,
     OrderStarted,
     OrderStatus,
     OrderTriggered,
@@ -70,14 +69,15 @@ from abyssal.core.placement import (
     _TIF_IOC,
     _TYPE_ICEBERG,
     STOP_LIMITS,
+    accepted_event,
     best_opposite,
     check_place,
     initial_hold,
     known_enums,
     resolve_prices,
-    trail_offset,
 )
 from abyssal.core.state import EngineState
+from abyssal.core.triggers import due_now
 
 
 class Engine:
@@ -209,7 +209,7 @@ class Engine:
             return self._reject(c, Reject.insufficient_funds, "", events, bi)
         status = _STATUS_PENDING if c.start_ns > c.ts_ns else _STATUS_OPEN
         if c.validate:
-            events.append(self._accepted(c, o, 0, hold_asset, hold, status, True, bi))
+            events.append(accepted_event(c, o, 0, hold_asset, hold, status, True, bi))
             return None
         acct = s.account(c.account)
         o.order_no = s.next_order_no
@@ -222,7 +222,7 @@ class Engine:
         acct.open[o.order_no] = o
         if c.cl_ord_id:
             acct.cl_ids[c.cl_ord_id] = o.order_no
-        events.append(self._accepted(c, o, o.order_no, hold_asset, hold, status, False, bi))
+        events.append(accepted_event(c, o, o.order_no, hold_asset, hold, status, False, bi))
         if c.tif == _TIF_GTD:
             heapq.heappush(s.expiries, (c.expire_ns, o.order_no))
         if status == _STATUS_PENDING:
@@ -231,25 +231,6 @@ class Engine:
             return None
         self._activate(o, c.ts_ns, events)
         return None
-
-    def _accepted(
-        self,
-        c: PlaceOrder,
-        o: Order,
-        order_no: int,
-        hold_asset: int,
-        hold: int,
-        status: int,
-        validate_only: bool,
-        bi: int,
-    ) -> OrderAccepted:
-        limit = o.limit_ticks if o.ordertype not in STOP_LIMITS else o.price2_ticks
-        return OrderAccepted(
-            order_no, c.account, c.pair, c.side, c.ordertype, c.volume_lots, limit, o.stop_ticks,
-            o.price2_ticks, c.display_lots, o.flags, c.tif, c.start_ns, c.expire_ns, c.userref,
-            c.cl_ord_id, int(status), hold_asset, hold, c.ts_ns, c.price_text, c.price2_text,
-            validate_only, bi,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ execution
     def _activate(self, o: Order, ts_ns: int, events: list[Event]) -> None:
@@ -315,9 +296,9 @@ class Engine:
         s = self.s
         pending = self._cascades.get(pair_index)
         if pending is not None:
-            pending.extendleft(reversed(self._due_now(pair_index)))
+            pending.extendleft(reversed(due_now(self.s, pair_index)))
             return
-        pending = deque(self._due_now(pair_index))
+        pending = deque(due_now(self.s, pair_index))
         self._cascades[pair_index] = pending
         try:
             while pending:
@@ -325,45 +306,9 @@ class Engine:
                 if s.orders.get(o.order_no) is o and not o.triggered:
                     self._trigger(o, last, ts_ns, events)
                 if not pending:
-                    pending.extend(self._due_now(pair_index))
+                    pending.extend(due_now(self.s, pair_index))
         finally:
             del self._cascades[pair_index]
-
-    def _due_now(self, pair_index: int) -> list[tuple[Order, int]]:
-        """Untriggered stops the current last price fires, by order number, with that price.
-
-        Trailing stops move their trigger with the price first; fired heap entries are popped.
-        """
-        s = self.s
-        tick = s.pairs[pair_index].tick_ticks
-        last = s.last_price[pair_index]
-        if not last:
-            return []
-        due: list[Order] = []
-        for o in list(s.trailing[pair_index].values()):
-            if o.is_buy:
-                o.trail_ref_ticks = min(o.trail_ref_ticks, last)
-                o.stop_ticks = o.trail_ref_ticks + trail_offset(o, tick)
-                hit = last >= o.stop_ticks
-            else:
-                o.trail_ref_ticks = max(o.trail_ref_ticks, last)
-                o.stop_ticks = o.trail_ref_ticks - trail_offset(o, tick)
-                hit = last <= o.stop_ticks
-            if hit:
-                due.append(o)
-        rise, fall = s.rise[pair_index], s.fall[pair_index]
-        while rise and rise[0][0] <= last:
-            stop, no = heapq.heappop(rise)
-            o2 = s.orders.get(no)
-            if o2 is not None and not o2.triggered and o2.stop_ticks == stop:
-                due.append(o2)
-        while fall and -fall[0][0] >= last:
-            neg, no = heapq.heappop(fall)
-            o2 = s.orders.get(no)
-            if o2 is not None and not o2.triggered and o2.stop_ticks == -neg:
-                due.append(o2)
-        due.sort(key=lambda x: x.order_no)
-        return [(o, last) for o in due]
 
     def _trigger(self, o: Order, last: int, ts_ns: int, events: list[Event]) -> None:
         s = self.s

@@ -15,6 +15,7 @@ from abyssal.core.messages import (
     FLAG_VIQC,
     CloseReason,
     Mode,
+    OrderAccepted,
     OrderStatus,
     OrderType,
     PlaceOrder,
@@ -216,3 +217,22 @@ def resolve(kind: int, ticks: int, pct_ppm: int, base: int, up: bool, tick: int)
     if kind == PriceKind.plus or (kind == PriceKind.hash and up):
         return base + delta
     return base - delta
+
+
+def accepted_event(
+    c: PlaceOrder,
+    o: Order,
+    order_no: int,
+    hold_asset: int,
+    hold: int,
+    status: int,
+    validate_only: bool,
+    bi: int,
+) -> OrderAccepted:
+    limit = o.limit_ticks if o.ordertype not in STOP_LIMITS else o.price2_ticks
+    return OrderAccepted(
+        order_no, c.account, c.pair, c.side, c.ordertype, c.volume_lots, limit, o.stop_ticks,
+        o.price2_ticks, c.display_lots, o.flags, c.tif, c.start_ns, c.expire_ns, c.userref,
+        c.cl_ord_id, int(status), hold_asset, hold, c.ts_ns, c.price_text, c.price2_text,
+        validate_only, bi,
+    )  # fmt: skip
