@@ -40,6 +40,7 @@ COMPILED_MODULES = (
     "state",
     "matching",
     "placement",
+    "triggers",
     "funding",
     "engine",
     "amend",
