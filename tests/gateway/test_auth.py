@@ -30,7 +30,8 @@ from abyssal.gateway.auth import (
     sign,
     verify,
 )
-from abyssal.gateway.params import parse_body, read_nonce
+from abyssal.gateway.bodies import parse_body
+from abyssal.gateway.params import read_nonce
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 FORM_PATH = "/0/private/AddOrder"

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from abyssal.gateway import params
+from abyssal.gateway.bodies import FIELDS_MAX, parse_body, parse_query
 from abyssal.gateway.params import (
-    FIELDS_MAX,
     INVALID_NONCE,
     INVALID_PRICE,
     INVALID_PRICE2,
@@ -34,9 +34,7 @@ from abyssal.gateway.params import (
     opt_price,
     opt_str,
     opt_time,
-    parse_body,
     parse_decimal,
-    parse_query,
     read_nonce,
     req_int,
     req_str,

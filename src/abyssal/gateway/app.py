@@ -29,6 +29,7 @@ from abyssal.gateway.auth import (
     is_permitted,
     verify,
 )
+from abyssal.gateway.bodies import parse_body, parse_query
 from abyssal.gateway.context import Ctx
 from abyssal.gateway.health import LIVE_PATH, READY_PATH, handle_health
 from abyssal.gateway.kraken_ws import KrakenWebSocket
@@ -38,8 +39,6 @@ from abyssal.gateway.params import (
     ParamError,
     Params,
     opt_str,
-    parse_body,
-    parse_query,
     read_nonce,
 )
 from abyssal.gateway.payments_api import handle_v1

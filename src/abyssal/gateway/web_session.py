@@ -23,9 +23,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from abyssal.adapters.sqlite import SqliteStore
 from abyssal.gateway.auth import PERMISSION_DENIED, Permission, is_permitted
+from abyssal.gateway.bodies import parse_body
 from abyssal.gateway.context import Ctx
 from abyssal.gateway.keys import ApiKey
-from abyssal.gateway.params import ParamError, Params, parse_body
+from abyssal.gateway.params import ParamError, Params
 
 if TYPE_CHECKING:
     from abyssal.gateway.app import Scope
