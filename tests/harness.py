@@ -34,6 +34,8 @@ class Server:
     config: Path | None = None  # a TOML file for --config
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    command: str = "serve"  # or "gateway" / "marketdata" (scaled out: needs database and extra --bus)
+    extra: list[str] = field(default_factory=list)
     _log: Any = None
 
     @property
@@ -45,7 +47,7 @@ class Server:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         self._close_log()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process ends
-        command = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        command = [self.command, "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra]
         if self.database:
             command += ["--database", self.database]
         if self.config is not None:

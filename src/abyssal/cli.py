@@ -23,33 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the exchange (embedded: SQLite in --data-dir)")
-    serve.add_argument("--data-dir", type=Path, default=None)
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--config", type=Path, default=None, help="TOML: markets, fees, limits")
-    serve.add_argument(
-        "--database",
-        default=os.environ.get("ABYSSAL_DATABASE"),
-        help="system of record: postgresql://user@host:port/db, or sqlite:///path "
-        "(default: SQLite in --data-dir); env ABYSSAL_DATABASE",
-    )
-    serve.add_argument(
-        "--bus",
-        default=os.environ.get("ABYSSAL_BUS", "memory://"),
-        help="event bus: memory:// (default, in-process) or kafka://host:port; env ABYSSAL_BUS",
-    )
-    serve.add_argument(
-        "--log-format",
-        choices=["auto", "json", "console"],
-        default=os.environ.get("ABYSSAL_LOG_FORMAT", "auto"),
-        help="auto (default): console on a TTY, JSON lines otherwise; env ABYSSAL_LOG_FORMAT",
-    )
-    serve.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        default=os.environ.get("ABYSSAL_LOG_LEVEL", "info").lower(),
-        help="default info; env ABYSSAL_LOG_LEVEL",
-    )
+    _server_args(serve)
+    gateway = sub.add_parser("gateway", help="scaled out: a stateless REST and WebSocket gateway")
+    _server_args(gateway)
+    gateway.add_argument("--shard", type=int, default=0)
+    marketdata = sub.add_parser("marketdata", help="scaled out: public REST and WebSocket market data")
+    _server_args(marketdata)
+    marketdata.add_argument("--shard", type=int, default=0)
+
+    from abyssal.cluster.roles import add_parsers as add_role_parsers
+
+    add_role_parsers(sub, _role_args)
 
     from abyssal.loadtest import add_parser as add_loadtest_parser
 
@@ -84,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--database", default=os.environ.get("ABYSSAL_DATABASE"), help="as for serve")
 
     args = parser.parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "gateway", "marketdata"):
         return _serve(args)
+    if args.command in ("engine", "ledger-writer", "relay", "notifier"):
+        from abyssal.cluster.roles import run as run_role
+
+        return run_role(args)
     if args.command == "loadtest":
         from abyssal.loadtest import run_from_args
 
@@ -111,6 +99,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "mode":
         return _admin(args, "POST", "/admin/mode", {"pair": args.pair, "mode": args.mode})
     return 2
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    _role_args(p)
+
+
+def _role_args(p: argparse.ArgumentParser) -> None:
+    """What every process of Abyssal takes: data dir, config, database, bus, logging."""
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--config", type=Path, default=None, help="TOML: markets, fees, limits")
+    p.add_argument(
+        "--database",
+        default=os.environ.get("ABYSSAL_DATABASE"),
+        help="system of record: postgresql://user@host:port/db, or sqlite:///path "
+        "(default: SQLite in --data-dir); env ABYSSAL_DATABASE",
+    )
+    p.add_argument(
+        "--bus",
+        default=os.environ.get("ABYSSAL_BUS", "memory://"),
+        help="event bus: memory:// (default, in-process) or kafka://host:port; env ABYSSAL_BUS",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=os.environ.get("ABYSSAL_LOG_FORMAT", "auto"),
+        help="auto (default): console on a TTY, JSON lines otherwise; env ABYSSAL_LOG_FORMAT",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=os.environ.get("ABYSSAL_LOG_LEVEL", "info").lower(),
+        help="default info; env ABYSSAL_LOG_LEVEL",
+    )
 
 
 def _admin_args(p: argparse.ArgumentParser) -> None:
@@ -171,7 +194,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     data_dir = args.data_dir or config.server.data_dir
-    exchange = Exchange(config, data_dir, database=args.database, bus=args.bus)
+    role = "embedded" if args.command == "serve" else args.command
+    exchange = Exchange(config, data_dir, database=args.database, bus=args.bus, role=role,
+                        shard=getattr(args, "shard", 0))  # fmt: skip
     url = f"http://{host}:{port}"
 
     def ready() -> None:

@@ -70,6 +70,11 @@ INSERT_OUTBOX = (
 UPSERT_OFFSET = (
     "INSERT INTO projection_offsets VALUES ('ledger', %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
 )
+UPSERT_NAMED_OFFSET = (
+    "INSERT INTO projection_offsets VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
+)
+# delivered to every LISTENer when the transaction commits (scaled-out gateways wait on it)
+NOTIFY_PROJECTED = "SELECT pg_notify('abyssal_projected', %s)"
 UPSERT_SNAPSHOT = (
     "INSERT INTO snapshots VALUES (%s, %s, %s) ON CONFLICT (seq) "
     "DO UPDATE SET state_hash = excluded.state_hash, body = excluded.body"
@@ -93,10 +98,14 @@ def batch_statements(b: BatchRecord) -> list[Statement]:
     out.extend(row_statements(b.rows))
     last_seq = b.command_rows[-1][0] if b.command_rows else b.first_seq - 1
     out.append((UPSERT_OFFSET, (last_seq,), False))
+    if b.offsets:
+        out.append((UPSERT_NAMED_OFFSET, list(b.offsets.items()), True))
     if b.nonces:
         out.append((BUMP_NONCES, [(n, k) for k, n in b.nonces.items()], True))
     if b.snapshot is not None:
         out.append((UPSERT_SNAPSHOT, b.snapshot, False))
+    if b.command_rows:
+        out.append((NOTIFY_PROJECTED, (str(last_seq),), False))
     return out
 
 

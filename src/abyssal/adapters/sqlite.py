@@ -29,6 +29,7 @@ class BatchRecord:
     nonces: dict[int, int] = field(default_factory=dict)  # key_no -> last nonce
     snapshot: tuple[int, str, bytes] | None = None
     snapshot_due: int = 0  # > 0: the writer serialises the engine at this seq into ``snapshot``
+    offsets: dict[str, int] = field(default_factory=dict)  # more projection_offsets rows (readers' positions)
 
 
 def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
@@ -117,6 +118,12 @@ class SqliteStore:
                 "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
                 (last_seq,),
             )
+            if b.offsets:
+                c.executemany(
+                    "INSERT INTO projection_offsets VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+                    list(b.offsets.items()),
+                )
             if b.nonces:
                 c.executemany(
                     "UPDATE api_keys SET last_nonce = MAX(last_nonce, ?) WHERE key_no = ?",

@@ -199,6 +199,8 @@ class App:
                 await handle_metrics(method, send)
             elif not self.exchange.opened and path.startswith(("/0/", "/admin/", "/v1/")):
                 await send_json(send, UNAVAILABLE_STATUS, {"error": ["EService:Unavailable"]})
+            elif self.exchange.role == "marketdata" and not path.startswith("/0/public/"):
+                await send_json(send, 404, {"error": ["EGeneral:Unknown method"]})  # public data only
             elif path.startswith("/0/public/"):
                 await self._public(path[len("/0/public/") :], method, scope, receive, send)
             elif path.startswith("/0/private/"):
@@ -247,19 +249,35 @@ class App:
                 # a logged-in browser: session cookie + CSRF header (docs/adr/0007-web-sessions.md)
                 ctx, params = await web_session.authenticate_private(self.exchange, name, scope, body)
             else:
-                ctx, params = self._authenticate(name, scope, body)
-            if not self.exchange.calls.try_spend(ctx.key.api_key, call_cost(name), ctx.now_ns):
+                ctx, params = await self._authenticate(name, scope, body)
+            if not await self._spend_call(ctx.key.api_key, call_cost(name), ctx.now_ns):
                 raise ParamError(RATE_LIMIT_EXCEEDED)
+            if self.exchange.shared is not None:
+                await self.exchange.catch_up()  # read-your-writes across gateways
             result = await handler(ctx, params)
         except ParamError as err:
             await send_json(send, 200, {"error": [err.kraken]})
             return
         await send_json(send, 200, {"error": [], "result": result})
 
-    def _authenticate(self, name: str, scope: Scope, body: bytes) -> tuple[Ctx, Params]:
+    async def _spend_call(self, api_key: str, cost: int, now_ns: int) -> bool:
+        calls = self.exchange.calls
+        shared = self.exchange.shared
+        if shared is None or not calls.enabled or cost == 0:
+            return calls.try_spend(api_key, cost, now_ns)
+        tier = calls.tier  # one counter for the key, whichever gateway the call reached
+        spent: bool = await self.exchange.read(
+            shared.spend, f"call:{api_key}", cost * 1_000_000, tier.count_max * 1_000_000,
+            tier.decay_micro_per_s, now_ns,
+        )  # fmt: skip
+        return spent
+
+    async def _authenticate(self, name: str, scope: Scope, body: bytes) -> tuple[Ctx, Params]:
         """Key, signature, nonce, permission, otp: in that order, each with Kraken's error."""
         api_key = _header(scope, b"api-key")
         key = self.exchange.keys.by_key.get(api_key or "")
+        if key is None and api_key and self.exchange.shared is not None:  # made on another gateway
+            key = await self.exchange.read(self.exchange.keys.load_one, api_key)
         if key is None:
             raise ParamError(INVALID_KEY)
         params = parse_body(body, _header(scope, b"content-type"), body_bytes_max=BODY_BYTES_MAX)
@@ -267,7 +285,11 @@ class App:
         sign = _header(scope, b"api-sign") or ""
         if not verify(key.secret, f"/0/private/{name}", _nonce_text(params, nonce), body, sign):
             raise ParamError(INVALID_SIGNATURE)
-        if not self.exchange.keys.nonces.check_and_record(key.api_key, nonce, key.nonce_window):
+        shared = self.exchange.shared
+        if shared is None:
+            if not self.exchange.keys.nonces.check_and_record(key.api_key, nonce, key.nonce_window):
+                raise ParamError(INVALID_NONCE)
+        elif not await self.exchange.read(shared.check_nonce, key.key_no, nonce, key.nonce_window):
             raise ParamError(INVALID_NONCE)
         if not is_permitted(key.permissions, name):
             raise ParamError(PERMISSION_DENIED)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from abyssal.adapters.store import Store
 from abyssal.gateway.auth import NonceTracker, Permission, SecretBox, decode_secret, generate_key_pair
+
+KEY_COLUMNS = "key_no, api_key, account, secret_sealed, permissions, nonce_window, last_nonce, otp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +33,18 @@ class KeyRing:
 
     def load(self) -> None:
         """Read every key (blocking: call from a worker thread before serving)."""
-        rows = (
+        self._add(self.store.conn().execute(f"SELECT {KEY_COLUMNS} FROM api_keys").fetchall())
+
+    def load_one(self, api_key: str) -> ApiKey | None:
+        """A key another gateway made since this one started (blocking); None if there is none."""
+        self._add(
             self.store.conn()
-            .execute(
-                "SELECT key_no, api_key, account, secret_sealed, permissions, nonce_window, last_nonce, otp "
-                "FROM api_keys"
-            )
+            .execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE api_key = ?", (api_key,))
             .fetchall()
         )
+        return self.by_key.get(api_key)
+
+    def _add(self, rows: list[Any]) -> None:
         for key_no, api_key, account, sealed, perms, window, last_nonce, otp in rows:
             secret_b64 = self.box.open(bytes(sealed), api_key.encode()).decode()
             self.by_key[api_key] = ApiKey(

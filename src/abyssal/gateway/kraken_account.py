@@ -226,7 +226,10 @@ async def trade_volume(ctx: Ctx, p: Params) -> Any:
 
 async def websockets_token(ctx: Ctx, p: Params) -> Any:
     token = secrets.token_urlsafe(32)
-    ctx.exchange.ws_tokens[token] = (ctx.key.key_no, ctx.now_ns + WS_TOKEN_TTL_S * 10**9)
+    expires_ns = ctx.now_ns + WS_TOKEN_TTL_S * 10**9
+    ctx.exchange.ws_tokens[token] = (ctx.key.key_no, expires_ns)
+    if ctx.exchange.shared is not None:  # scaled out: valid on every gateway
+        await ctx.exchange.read(ctx.exchange.shared.put_ws_token, token, ctx.key.key_no, expires_ns)
     return {"token": token, "expires": WS_TOKEN_TTL_S}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from abyssal.gateway.ws_market import status_frame
 from abyssal.gateway.ws_publisher import Publisher
 from abyssal.gateway.ws_session import Session
 from abyssal.gateway.ws_subscriptions import Registry, Subscription
-from abyssal.gateway.ws_tokens import Tokens
+from abyssal.gateway.ws_tokens import TOKEN_CHARS_MAX, Tokens
 from abyssal.gateway.ws_wire import Flusher, Wire, direct_transport
 from abyssal.runtime.exchange import Exchange
 
@@ -54,6 +55,27 @@ async def _refuse_handshake(scope: Scope, send: Send, status: int, error: str) -
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def fetch_shared_token(exchange: Exchange, frame: str | bytes) -> None:
+    """Scaled out: a token issued by another gateway is looked up in PostgreSQL before the frame
+    is handled (tokens are 43 characters; an unknown one costs one indexed read)."""
+    if isinstance(frame, bytes):
+        if b'"token"' not in frame:
+            return
+    elif '"token"' not in frame:
+        return
+    try:
+        params = json.loads(frame).get("params")
+        token = params.get("token") if isinstance(params, dict) else None
+    except (ValueError, AttributeError):
+        return  # the session refuses the frame with Kraken's error
+    if not isinstance(token, str) or not 0 < len(token) <= TOKEN_CHARS_MAX or token in exchange.ws_tokens:
+        return
+    assert exchange.shared is not None
+    found = await exchange.read(exchange.shared.ws_token, token)
+    if found is not None:
+        exchange.ws_tokens[token] = found
 
 
 class KrakenWebSocket:
@@ -106,7 +128,10 @@ class KrakenWebSocket:
                 kind = message["type"]
                 if kind == "websocket.receive":
                     data = message.get("text")
-                    session.handle(data if data is not None else message.get("bytes", b""), time.time_ns())
+                    frame = data if data is not None else message.get("bytes", b"")
+                    if self.exchange.shared is not None:
+                        await fetch_shared_token(self.exchange, frame)
+                    session.handle(frame, time.time_ns())
                 elif kind == "websocket.disconnect":
                     break
         finally:

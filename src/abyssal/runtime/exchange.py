@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
@@ -36,8 +36,12 @@ from abyssal.runtime.notifications import Notifier
 from abyssal.runtime.outbox import OutboxRelay
 from abyssal.runtime.payments import PaymentService
 from abyssal.runtime.projector import Projector
-from abyssal.runtime.recovery import recover
+from abyssal.runtime.recovery import Recovered, recover
 from abyssal.runtime.sequencer import Sequencer
+
+if TYPE_CHECKING:
+    from abyssal.cluster.gateway_log import LogSequencer
+    from abyssal.cluster.shared import SharedState
 
 log = structlog.get_logger("abyssal.exchange")
 
@@ -70,9 +74,22 @@ def admin_token(data_dir: Path) -> str:
 
 class Exchange:
     def __init__(
-        self, config: Config, data_dir: Path, *, database: str | None = None, bus: str | None = None
+        self,
+        config: Config,
+        data_dir: Path,
+        *,
+        database: str | None = None,
+        bus: str | None = None,
+        role: str = "embedded",
+        shard: int = 0,
     ) -> None:
         self.config = config
+        # embedded: everything in this process; gateway: a stateless gateway of the scaled-out
+        # mode (the engine is reached through the Kafka log; cluster/gateway_log.py);
+        # marketdata: a gateway that serves public REST and WebSocket data only
+        self.role = role
+        self.shard = shard
+        self.shared: SharedState | None = None  # gateway role: nonces, tokens, counters in PostgreSQL
         self.database = database  # None: SQLite in data_dir; else a URL (adapters.store.open_store)
         self.bus_url = bus  # None or memory://: in-process; kafka://host:port (adapters.bus.open_bus)
         self.instruments = config.instruments
@@ -84,12 +101,12 @@ class Exchange:
         self.payment_store: SqlitePaymentStore
         self.webhook_store: SqliteWebhookStore
         self.payment_tokens: dict[str, int] = {}  # sha256(token) -> account
-        self.bus: Bus = open_bus(bus)
+        self.bus: Bus = open_bus(bus if role == "embedded" else None)
         self.relay: OutboxRelay | None = None
         self.notifier: Notifier | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.store: Store
-        self.sequencer: Sequencer
+        self.sequencer: Sequencer | LogSequencer
         self.keys: KeyRing
         self.market = MarketData(self.instruments)
         self.admin_token = admin_token(data_dir)
@@ -112,15 +129,42 @@ class Exchange:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await loop.run_in_executor(None, open_store, self.database, self.data_dir)
         self.phase = "recovering"
-        recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
-        balances = await loop.run_in_executor(None, self.store.load_balances)
+        if self.role in ("gateway", "marketdata"):
+            from abyssal.cluster.gateway_setup import open_gateway
+
+            engine, self.sequencer, self.shared = await open_gateway(self, loop)
+        else:
+            recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
+            balances = await loop.run_in_executor(None, self.store.load_balances)
+            engine = recovered.engine
+            self.sequencer = self._embedded_sequencer(recovered, balances)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
         self.keys = KeyRing(self.store, SecretBox(master))
         await loop.run_in_executor(None, self.keys.load)
         # market.load is annotated with SqliteStore but needs only the Store port's conn()
         await loop.run_in_executor(None, self.market.load, cast(Any, self.store))
+        self.market.attach(engine)
+        # the recovered state is long-lived: keep it out of every future collection, and
+        # collect young objects less often (full collections of a large book cost 20-125 ms)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
+        self.sequencer.listeners.append(self.market.on_batch)
+        self.sequencer.start()
+        if self.shared is None:  # a gateway's nonces are checked and kept in PostgreSQL at once
+            self._flusher = asyncio.create_task(self._flush_nonces_forever())
+        await self._open_payments()
+        log.info("exchange_open", seq=self.sequencer.next_seq - 1, role=self.role, url=redact(self.database))
+        self.opened = True
+        self.phase = "ready"
+        for hook in self.on_ready:
+            hook()
+
+    def _embedded_sequencer(
+        self, recovered: Recovered, balances: dict[tuple[int, int], list[int]]
+    ) -> Sequencer:
         settings = self.config.engine
-        self.sequencer = Sequencer(
+        return Sequencer(
             recovered.engine,
             self.store,
             Projector(self.instruments, balances),
@@ -130,22 +174,6 @@ class Exchange:
             next_seq=recovered.next_seq,
             last_snapshot_seq=recovered.last_snapshot_seq,
         )
-        self.market.attach(recovered.engine)
-        # the recovered state is long-lived: keep it out of every future collection, and
-        # collect young objects less often (full collections of a large book cost 20-125 ms)
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
-        self.sequencer.listeners.append(self.market.on_batch)
-        self.sequencer.start()
-        self._flusher = asyncio.create_task(self._flush_nonces_forever())
-        await self._open_payments()
-        log.info("exchange_open", seq=recovered.next_seq - 1, replayed=recovered.replayed,
-                 url=redact(self.database))  # fmt: skip
-        self.opened = True
-        self.phase = "ready"
-        for hook in self.on_ready:
-            hook()
 
     async def _open_payments(self) -> None:
         """Payments, the outbox relay, the in-process bus and the webhook consumer, in that order.
@@ -156,6 +184,9 @@ class Exchange:
         self.payment_tokens = await self.payment_io(self.payment_store.tokens)
         self.payments = PaymentService(self.payment_store, self.instruments, self.execute, self.payment_io)
         await self.payments.reconcile()
+        if self.role != "embedded":  # the relay and the notifier are roles of their own
+            self.payments.start()
+            return
         self.notifier = Notifier(self.webhook_store, self.payment_io)
         self.bus.subscribe(notifications.TOPICS, notifications.CONSUMER)  # before the relay publishes
         self._consumer = asyncio.create_task(
@@ -211,6 +242,13 @@ class Exchange:
 
     async def execute(self, command: Command, nonce: tuple[int, int] | None = None) -> list[Event]:
         return await self.sequencer.execute(command, nonce)
+
+    async def catch_up(self) -> None:
+        """Gateway role: before a private call, reach the seq PostgreSQL has (read-your-writes
+        for a client whose previous call went through another gateway). Embedded: nothing."""
+        if self.shared is not None:
+            seq = await self.read(self.shared.projected_seq)
+            await cast("LogSequencer", self.sequencer).catch_up(seq)
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a blocking read on the reader pool (never on the event loop)."""

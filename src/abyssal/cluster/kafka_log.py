@@ -1,0 +1,260 @@
+"""The two primitives the scaled-out roles need of Kafka (confluent-kafka / librdkafka).
+
+``LogProducer``: an idempotent producer (``enable.idempotence``, ``acks=all``); ``send`` returns
+the record's offset once the broker acknowledged it, or raises ``LogUnavailable``. Delivery
+reports are served by one poll thread and handed to the event loop.
+
+``PartitionReader``: a consumer *assigned* one partition at a given offset (no group: every
+reader of a shard's log reads all of it, and nothing waits for a rebalance). A reader thread
+fetches and hands batches to the event loop through a bounded queue (a slow consumer stops
+fetching rather than buffering without end). Offsets are never committed to Kafka: each role
+keeps its own position next to its own durable write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Final
+
+import structlog
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from abyssal.adapters.kafka_bus import bootstrap_of
+
+log = structlog.get_logger("abyssal.cluster")
+
+SEND_TIMEOUT_S: Final = 10.0  # a command not acknowledged by then is refused (EService:Unavailable)
+DELIVERY_TIMEOUT_MS: Final = 9_000
+POLL_INTERVAL_S: Final = 0.05
+# Tansu answers an empty fetch only after fetch.wait.max.ms: each hop of the log costs up to this
+FETCH_WAIT_MAX_MS: Final = 2
+READ_BATCH_MAX: Final = 1_000
+READ_QUEUE_BATCHES: Final = 64
+READ_POLL_S: Final = 0.1
+ADMIN_TIMEOUT_S: Final = 10.0
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class LogUnavailable(Exception):
+    """The broker did not acknowledge a record in time: its fate is unknown to the sender."""
+
+
+def ensure_topics(url: str, names: Sequence[str]) -> None:
+    """Create single-partition topics that do not exist yet (blocking)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_of(url)})
+    existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    missing = [NewTopic(n, num_partitions=1, replication_factor=1) for n in names if n not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, operation_timeout=ADMIN_TIMEOUT_S).items():
+        try:
+            future.result(ADMIN_TIMEOUT_S)
+        except Exception as exc:  # a concurrent creator won: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc).lower():
+                raise
+            log.debug("topic_exists", topic=name)
+
+
+class LogProducer:
+    def __init__(self, url: str, *, client_id: str, linger_ms: int = 0) -> None:
+        self._producer = Producer({
+            "bootstrap.servers": bootstrap_of(url), "enable.idempotence": True, "acks": "all",
+            "linger.ms": linger_ms, "delivery.timeout.ms": DELIVERY_TIMEOUT_MS,
+            "client.id": client_id,
+        })  # fmt: skip
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_forever, name=f"{client_id}-poll", daemon=True)
+        self._started = False
+        self.sent = 0
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(POLL_INTERVAL_S)
+
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        if not self._started:
+            self._loop = asyncio.get_running_loop()
+            self._thread.start()
+            self._started = True
+        assert self._loop is not None
+        return self._loop
+
+    def send_nowait(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers
+    ) -> asyncio.Future[int]:
+        """Queue one record; the future resolves to its offset when the broker acknowledged it."""
+        loop = self._ensure_started()
+        future: asyncio.Future[int] = loop.create_future()
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:  # on the poll thread
+            loop.call_soon_threadsafe(_settle, future, err, msg.offset())
+
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=delivered, headers=list(headers),
+                                       partition=0)  # fmt: skip
+                return future
+            except BufferError:  # librdkafka's queue is full: the caller is refused at once
+                raise LogUnavailable("producer queue full") from None
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()) -> int:
+        future = self.send_nowait(topic, value, key, headers)
+        try:
+            offset = await asyncio.wait_for(asyncio.shield(future), SEND_TIMEOUT_S)
+        except TimeoutError:
+            raise LogUnavailable(f"no acknowledgement from the broker in {SEND_TIMEOUT_S} s") from None
+        self.sent += 1
+        return offset
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Wait for what is queued (bounded), then stop the poll thread."""
+        with contextlib.suppress(Exception):
+            self._producer.flush(timeout_s)
+        self._stop.set()
+        if self._started:
+            self._thread.join(timeout=1.0)
+
+
+def _settle(future: asyncio.Future[int], err: KafkaError | None, offset: int | None) -> None:
+    if future.done():
+        return
+    if err is not None:
+        future.set_exception(LogUnavailable(str(err)))
+    else:
+        future.set_result(int(offset if offset is not None else -1))
+
+
+class Record:
+    __slots__ = ("headers", "offset", "value")
+
+    def __init__(self, offset: int, value: bytes, headers: dict[str, bytes]) -> None:
+        self.offset = offset
+        self.value = value
+        self.headers = headers
+
+
+def _record(msg: Message) -> Record:
+    found = msg.headers() or []
+    pairs = found.items() if isinstance(found, dict) else found
+    headers = {str(k): (v if isinstance(v, bytes) else str(v or "").encode()) for k, v in pairs}
+    value = msg.value()
+    return Record(int(msg.offset() or 0), value if isinstance(value, bytes) else b"", headers)
+
+
+def _consumer(url: str, client_id: str) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": bootstrap_of(url), "group.id": f"abyssal-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+        "client.id": client_id,
+    })  # fmt: skip
+
+
+def end_offset(url: str, topic: str) -> int:
+    """The partition's high watermark: the offset the next record will get (blocking)."""
+    c = _consumer(url, "abyssal-watermark")
+    try:
+        _low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=ADMIN_TIMEOUT_S)
+        return int(high)
+    finally:
+        c.close()
+
+
+def read_at(url: str, topic: str, offset: int, timeout_s: float = ADMIN_TIMEOUT_S) -> Record | None:
+    """The one record at ``offset`` (blocking), or None if it does not arrive in time."""
+    c = _consumer(url, "abyssal-read-at")
+    try:
+        c.assign([TopicPartition(topic, 0, offset)])
+        loop_deadline = timeout_s
+        while loop_deadline > 0:
+            msg = c.poll(READ_POLL_S)
+            loop_deadline -= READ_POLL_S
+            if msg is None:
+                continue
+            if msg.error() is None:
+                return _record(msg)
+        return None
+    finally:
+        c.close()
+
+
+class PartitionReader:
+    """Reads partition 0 of ``topic`` from ``offset`` on; ``batches()`` yields lists of records."""
+
+    def __init__(self, url: str, topic: str, offset: int, *, client_id: str) -> None:
+        self.url = url
+        self.topic = topic
+        self.offset = offset if offset >= 0 else OFFSET_END
+        self.client_id = client_id
+        self._queue: asyncio.Queue[list[Record]] = asyncio.Queue(maxsize=READ_QUEUE_BATCHES)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"{self.client_id}-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        consumer = _consumer(self.url, self.client_id)
+        try:
+            consumer.assign([TopicPartition(self.topic, 0, self.offset)])
+            while not self._stop.is_set():
+                first = consumer.poll(READ_POLL_S)
+                if first is None:
+                    continue
+                msgs = [first, *consumer.consume(READ_BATCH_MAX - 1, 0)]
+                batch = []
+                for m in msgs:
+                    err = m.error()
+                    if err is None:
+                        batch.append(_record(m))
+                    elif err.fatal():
+                        raise RuntimeError(str(err))
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("log_read_error", topic=self.topic, error=str(err))
+                if batch:
+                    self._hand_over(batch)
+        except BaseException as exc:  # surfaced to the consumer of batches()
+            self.error = exc
+            self._hand_over([])
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+
+    def _hand_over(self, batch: list[Record]) -> None:
+        """Put a batch on the loop's queue, waiting while it is full (backpressure on fetching)."""
+        assert self._loop is not None
+        try:
+            put = asyncio.run_coroutine_threadsafe(self._queue.put(batch), self._loop)
+        except RuntimeError:  # the loop is closed
+            return
+        while not self._stop.is_set():
+            try:
+                put.result(timeout=0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                continue
+        put.cancel()
+
+    async def next_batch(self) -> list[Record]:
+        """The next batch; raises what stopped the reader thread."""
+        batch = await self._queue.get()
+        if not batch and self.error is not None:
+            raise RuntimeError(f"log reader for {self.topic} stopped: {self.error!r}")
+        return batch
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
