@@ -28,7 +28,7 @@ def broker() -> Iterator[Tansu]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, pg_url: str, broker: Tansu) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, pg_url: str, broker: Tansu) -> Iterator[Cluster]:  # noqa: F811 - pytest's fixture
     c = Cluster(tmp_path / "data", pg_url, broker.url)
     try:
         yield c

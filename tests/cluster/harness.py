@@ -35,6 +35,7 @@ class RoleProc:
     def start(self, wait_ready: bool = True) -> None:
         env = {**os.environ, "ABYSSAL_ADMIN_TOKEN": ADMIN_TOKEN}
         self.log_path = self.data_dir.parent / f"{self.role}-{self.port}.log"
+        self._close_log()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process ends
         argv = [sys.executable, "-m", "abyssal.cli", self.role, "--data-dir", str(self.data_dir),
                 "--database", self.database, "--bus", self.bus, "--port", str(self.port),
@@ -73,6 +74,12 @@ class RoleProc:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -83,9 +90,7 @@ class RoleProc:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._close_log()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -96,12 +101,14 @@ class Cluster:
     data_dir: Path
     database: str
     bus: str
+    config: Path | None = None  # a TOML file every process gets with --config
     gateways: list[Server] = field(default_factory=list)
     engines: list[RoleProc] = field(default_factory=list)
     others: dict[str, RoleProc] = field(default_factory=dict)
 
     def role(self, name: str, *extra: str) -> RoleProc:
-        return RoleProc(name, self.data_dir, self.database, self.bus, list(extra))
+        config = ["--config", str(self.config)] if self.config is not None else []
+        return RoleProc(name, self.data_dir, self.database, self.bus, [*config, *extra])
 
     def start(self, gateways: int = 2, engines: int = 2, lease_ttl: float = 2.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +122,8 @@ class Cluster:
             self.others[name] = self.role(name)
             self.others[name].start()
         for _ in range(gateways):
-            g = Server(self.data_dir, database=self.database, command="gateway", extra=["--bus", self.bus])
+            g = Server(self.data_dir, database=self.database, config=self.config, command="gateway",
+                       extra=["--bus", self.bus])  # fmt: skip
             g.start()
             self.gateways.append(g)
 

@@ -44,6 +44,12 @@ class KeyRing:
         )
         return self.by_key.get(api_key)
 
+    def load_key_no(self, key_no: int) -> ApiKey | None:
+        """As ``load_one``, by key number (a WebSocket token names its key so)."""
+        sql = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_no = ?"
+        self._add(self.store.conn().execute(sql, (key_no,)).fetchall())
+        return next((k for k in self.by_key.values() if k.key_no == key_no), None)
+
     def _add(self, rows: list[Any]) -> None:
         for key_no, api_key, account, sealed, perms, window, last_nonce, otp in rows:
             secret_b64 = self.box.open(bytes(sealed), api_key.encode()).decode()

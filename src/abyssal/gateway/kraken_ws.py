@@ -75,6 +75,8 @@ async def fetch_shared_token(exchange: Exchange, frame: str | bytes) -> None:
     assert exchange.shared is not None
     found = await exchange.read(exchange.shared.ws_token, token)
     if found is not None:
+        if not any(k.key_no == found[0] for k in exchange.keys.by_key.values()):
+            await exchange.read(exchange.keys.load_key_no, found[0])  # a key made on another gateway
         exchange.ws_tokens[token] = found
 
 

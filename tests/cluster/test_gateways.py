@@ -1,0 +1,66 @@
+"""Stateless gateways: a WebSocket token, a nonce and a call counter mean the same on every gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from tests.cluster.harness import Cluster
+from tests.e2e.test_ws_kit import Rest, WsClient
+
+pytestmark = pytest.mark.slow
+
+
+def test_private_feeds_nonces_and_counters_are_shared(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.config = tmp_path / "limits.toml"
+    cluster.config.write_text('[limits]\nrest_tier = "starter"\n')
+    cluster.start(engines=1)
+    g0, g1 = cluster.gateways
+
+    async def scenario() -> None:
+        alice_key = g0.account("alice", USD="100000")
+        bob0 = Rest(g0.url, g1.account("bob", XBT="10"))
+        alice0 = Rest(g0.url, alice_key)
+        # a token from gateway 0 opens a private feed on gateway 1
+        token = await alice0.token()
+        ws = await WsClient.open(g1.url)
+        req = await ws.request("subscribe", {"channel": "executions", "token": token})
+        assert (await ws.reply(req))["success"]
+        await ws.data("executions", "snapshot")
+        order = {"order_type": "limit", "side": "buy", "order_qty": 0.5, "symbol": "BTC/USD",
+                 "limit_price": 30000, "token": token}  # fmt: skip
+        req = await ws.request("add_order", order)
+        added = await ws.reply(req)
+        assert added["success"], added
+        order_id = added["result"]["order_id"]
+        # bob trades through gateway 0: alice's feed on gateway 1 reports the fill
+        await bob0.private("AddOrder", pair="XBTUSD", type="sell", ordertype="market", volume="0.2")
+        fill = await ws.until(lambda f: f.get("channel") == "executions"
+                              and any(e["exec_type"] == "trade" for e in f["data"]))  # fmt: skip
+        assert fill["data"][0]["order_id"] == order_id and str(fill["data"][0]["last_qty"]) == "0.20000000"
+        await ws.close()
+
+        # a nonce accepted by gateway 0 is refused by gateway 1
+        alice1 = Rest(g1.url, alice_key)
+        assert (await alice0.private_raw("Balance"))["error"] == []
+        alice1.nonce = alice0.nonce - 1  # its next request reuses alice0's last nonce
+        assert (await alice1.private_raw("Balance"))["error"] == ["EAPI:Invalid nonce"]
+        alice1.nonce = alice0.nonce + 10
+
+        # one REST call counter for the key (starter: 15, decaying 0.33/s), whichever gateway
+        clients = [Rest(g0.url, alice_key), Rest(g1.url, alice_key)]
+        nonce = alice1.nonce
+        answers = []
+        for i in range(24):
+            c = clients[i % 2]
+            nonce += 1
+            c.nonce = nonce - 1
+            answers.append((await c.private_raw("Balance"))["error"])
+        refused = [i for i, e in enumerate(answers) if e == ["EAPI:Rate limit exceeded"]]
+        assert refused and refused[0] <= 16, answers  # per-gateway counters would allow about 30
+        assert all(e in ([], ["EAPI:Rate limit exceeded"]) for e in answers)
+        for c in (*clients, alice0, alice1, bob0):
+            await c.close()
+
+    asyncio.run(scenario())
