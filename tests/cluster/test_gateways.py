@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from tests.cluster.harness import Cluster
 from tests.e2e.test_ws_kit import Rest, WsClient
+from tests.harness import Server
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +68,20 @@ def test_private_feeds_nonces_and_counters_are_shared(cluster: Cluster, tmp_path
             await c.close()
 
     asyncio.run(scenario())
+
+    # marketdata: the same replica and market data, public endpoints only
+    md = Server(
+        cluster.data_dir, database=cluster.database, command="marketdata", extra=["--bus", cluster.bus]
+    )
+    md.start()
+    try:
+        with urllib.request.urlopen(md.url + "/0/public/Trades?pair=XBTUSD", timeout=10) as r:
+            trades = json.loads(r.read())
+        assert trades["error"] == [] and len(trades["result"]["XXBTZUSD"]) == 1  # bob's fill
+        req = urllib.request.Request(md.url + "/0/private/Balance", data=b"nonce=1", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        assert refused.value.code == 404
+        refused.value.close()
+    finally:
+        md.stop()
