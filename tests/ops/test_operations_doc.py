@@ -21,11 +21,13 @@ def test_every_setting_of_the_default_config_is_documented() -> None:
     assert missing == []
 
 
-def test_every_serve_flag_is_documented() -> None:
-    cli = (Path(__file__).resolve().parents[2] / "src" / "abyssal" / "cli.py").read_text()
-    serve = cli[cli.index('sub.add_parser("serve"') : cli.index('sub.add_parser("account"')]
-    flags = re.findall(r'add_argument\(\s*"(--[a-z-]+)"', serve)
-    assert len(flags) >= 5
+def test_every_server_and_role_flag_is_documented() -> None:
+    src = Path(__file__).resolve().parents[2] / "src" / "abyssal"
+    cli = (src / "cli.py").read_text()
+    servers = cli[cli.index("def _server_args") : cli.index("def _admin_args")]
+    roles = (src / "cluster" / "roles.py").read_text()
+    flags = re.findall(r'add_argument\(\s*"(--[a-z-]+)"', servers + roles)
+    assert len(flags) >= 10
     assert [f for f in flags if f"`{f}" not in DOC] == []
 
 
