@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.e2e.test_ws_kit import WsClient
 from tests.harness import Server
 
 from abyssal.gateway.auth import sign
@@ -65,3 +67,31 @@ def test_the_trading_counter_refuses_orders_past_the_pair_threshold(limited: Ser
     assert client.call("AddOrder", **other_pair)["error"] == []  # the counter is per pair
     assert client.call("CancelAll")["error"] == []  # cancels are never refused
     client.http.close()
+
+
+def test_rest_and_websocket_orders_share_one_trading_counter(limited: Server) -> None:
+    key = limited.account("both", USD="100000")
+    client = Client(limited.url, key)
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "10000.0"}
+    assert all(client.call("AddOrder", **order)["error"] == [] for _ in range(40))
+    token = client.call("GetWebSocketsToken")["result"]["token"]
+    client.http.close()
+
+    async def over_the_socket() -> list[Any]:
+        ws = await WsClient.open(limited.url)
+        errors = []
+        for _ in range(45):
+            params = {"order_type": "limit", "side": "buy", "order_qty": 0.0001, "symbol": "BTC/USD",
+                      "limit_price": 10000, "token": token}  # fmt: skip
+            req = await ws.request("add_order", params)
+            reply = await ws.reply(req)
+            errors.append(reply.get("error"))
+        await ws.close()
+        return errors
+
+    errors = asyncio.run(over_the_socket())
+    refused = [i for i, e in enumerate(errors) if e == "EOrder:Rate limit exceeded"]
+    # 40 by REST + 20 here reach the Starter threshold of 60 (less the decay of 1 per second meanwhile);
+    # a counter of the socket's own would refuse nothing before the 61st
+    assert refused and 20 <= refused[0] <= 30, errors
+    assert all(e is None for e in errors[: refused[0]])

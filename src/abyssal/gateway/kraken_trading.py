@@ -20,6 +20,7 @@ from abyssal.core.messages import (
     PlaceBatch,
     PlaceOrder,
 )
+from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.context import Ctx, first_rejection, raise_if_rejected
 from abyssal.gateway.errors import reject_text
 from abyssal.gateway.formats import describe, volume_text
@@ -37,7 +38,6 @@ from abyssal.gateway.params import (
     opt_str,
     str_list,
 )
-from abyssal.gateway.ratelimit import TRADING_RATE_LIMIT_EXCEEDED
 
 BATCH_ORDERS_MIN = 2
 BATCH_ORDERS_MAX = 15
@@ -78,7 +78,7 @@ async def add_order(ctx: Ctx, p: Params) -> Any:
     check_deadline(ctx, p)
     ins = ctx.exchange.instruments
     cmd = place_order(ins, p, ctx.account, ctx.now_ns)
-    _charge(ctx.exchange.trading.on_add(str(ctx.account), ins.pairs[cmd.pair].id, ctx.now_ns))
+    limits.charge_add(ctx.exchange, ctx.account, ins.pairs[cmd.pair].id, ctx.now_ns)
     pair = ins.pairs[cmd.pair]
     events = await ctx.run(cmd)
     raise_if_rejected(events)
@@ -101,7 +101,7 @@ async def add_order_batch(ctx: Ctx, p: Params) -> Any:
     for raw in raw_orders:
         o = place_order(ins, raw, ctx.account, ctx.now_ns, pair)
         orders.append(o if not validate else PlaceOrder(**{**_fields(o), "validate": True}))
-    _charge(ctx.exchange.trading.on_batch_add(str(ctx.account), pair.id, len(orders), ctx.now_ns))
+    limits.charge_batch_add(ctx.exchange, ctx.account, pair.id, len(orders), ctx.now_ns)
     events = await ctx.run(PlaceBatch(ts_ns=ctx.now_ns, orders=orders))
     out: list[dict[str, Any]] = []
     for i, o in enumerate(orders):
@@ -173,7 +173,7 @@ async def amend_order(ctx: Ctx, p: Params) -> Any:
         else -1,
         post_only=opt_bool(p, "post_only", False),
     )
-    _charge(ctx.exchange.trading.on_amend(str(ctx.account), pair.id, _age_ns(ctx, order_no), ctx.now_ns))
+    limits.charge_amend(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)
     raise_if_rejected(events)
     amends = [e for e in events if type(e).__name__ == "OrderAmended"]
@@ -215,7 +215,7 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
         userref=userref if userref is not None and userref >= 0 else -1,
         validate=validate,
     )
-    _charge(ctx.exchange.trading.on_edit(str(ctx.account), pair.id, _age_ns(ctx, order_no), ctx.now_ns))
+    limits.charge_edit(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)
     raise_if_rejected(events)
     accepted = _accepted(events)
@@ -257,7 +257,7 @@ async def cancel_order(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ord_ids, userrefs=userrefs
     )
-    _charge_cancels(ctx, order_nos)
+    limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
     return {"count": _count(await ctx.run(cmd))}
 
 
@@ -289,13 +289,13 @@ async def cancel_order_batch(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
-    _charge_cancels(ctx, order_nos)
+    limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
     return {"count": _count(await ctx.run(cmd))}
 
 
 async def cancel_all(ctx: Ctx, p: Params) -> Any:
-    acct = ctx.exchange.engine.s.accounts.get(ctx.account)
-    _charge_cancels(ctx, list(acct.open) if acct is not None else [])
+    open_orders = limits.open_orders(ctx.exchange, ctx.account)
+    limits.charge_cancels(ctx.exchange, ctx.account, open_orders, ctx.now_ns)
     return {"count": _count(await ctx.run(CancelAll(ts_ns=ctx.now_ns, account=ctx.account)))}
 
 
@@ -312,26 +312,3 @@ async def cancel_all_orders_after(ctx: Ctx, p: Params) -> Any:
     raise_if_rejected(events)
     trigger = ctx.now_ns + timeout * 10**9 if timeout else 0
     return {"currentTime": rfc3339_s(ctx.now_ns), "triggerTime": rfc3339_s(trigger) if timeout else "0"}
-
-
-def _charge(allowed: bool) -> None:
-    """Kraken's matching-engine rate counter (gateway/ratelimit.py; off unless configured)."""
-    if not allowed:
-        raise ParamError(TRADING_RATE_LIMIT_EXCEEDED)
-
-
-def _age_ns(ctx: Ctx, order_no: int) -> int:
-    o = ctx.exchange.engine.s.orders.get(order_no)
-    return max(0, ctx.now_ns - o.opened_ns) if o is not None else 0
-
-
-def _charge_cancels(ctx: Ctx, order_nos: list[int]) -> None:
-    """Cancels are never refused, but their age-dependent cost counts against the pair."""
-    by_pair: dict[str, list[int]] = {}
-    for no in order_nos:
-        o = ctx.exchange.engine.s.orders.get(no)
-        if o is not None and o.account == ctx.account:
-            pair_id = ctx.exchange.instruments.pairs[o.pair].id
-            by_pair.setdefault(pair_id, []).append(max(0, ctx.now_ns - o.opened_ns))
-    for pair_id, ages in by_pair.items():
-        ctx.exchange.trading.on_batch_cancel(str(ctx.account), pair_id, ages, ctx.now_ns)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 from abyssal.core import ids
 from abyssal.core.messages import CancelAll, CancelAllAfter, CancelCount, CancelOrders, Event, OrderClosed
+from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.keys import ApiKey
 from abyssal.gateway.params import ParamError, invalid
 from abyssal.gateway.ws_codec import Json, Reply
@@ -72,6 +73,7 @@ async def cancel_order(session: Session, key: ApiKey, params: Json, reply: Reply
         cl_ord_ids=cl_ids,
         userrefs=userrefs,
     )
+    limits.charge_cancels(session.service.exchange, key.account, command.order_nos, command.ts_ns)
     events = await execute(session, command)
     raise_rejected(events)
     closed = _closed(events)
@@ -104,6 +106,7 @@ async def batch_cancel(session: Session, key: ApiKey, params: Json, reply: Reply
     command = CancelOrders(
         ts_ns=time.time_ns(), account=key.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
+    limits.charge_cancels(session.service.exchange, key.account, order_nos, command.ts_ns)
     events = await execute(session, command)
     raise_rejected(events)
     return [reply.ok(None, orders_cancelled=_count(events))]
@@ -115,7 +118,10 @@ def _count(events: list[Event]) -> int:
 
 async def cancel_all(session: Session, key: ApiKey, params: Json, reply: Reply) -> list[bytes]:
     check_fields(params, frozenset({"token"}), "cancel all")
-    events = await execute(session, CancelAll(ts_ns=time.time_ns(), account=key.account))
+    now = time.time_ns()
+    exchange = session.service.exchange
+    limits.charge_cancels(exchange, key.account, limits.open_orders(exchange, key.account), now)
+    events = await execute(session, CancelAll(ts_ns=now, account=key.account))
     raise_rejected(events)
     return [reply.ok({"count": _count(events)})]
 
