@@ -18,13 +18,14 @@ pytestmark = pytest.mark.slow
 
 def test_private_feeds_nonces_and_counters_are_shared(cluster: Cluster, tmp_path: Path) -> None:
     cluster.config = tmp_path / "limits.toml"
-    cluster.config.write_text('[limits]\nrest_tier = "starter"\n')
+    cluster.config.write_text('[limits]\nrest_tier = "starter"\ntrading_tier = "starter"\n')
     cluster.start(engines=1)
     g0, g1 = cluster.gateways
 
     async def scenario() -> None:
         alice_key = g0.account("alice", USD="100000")
-        bob0 = Rest(g0.url, g1.account("bob", XBT="10"))
+        bob0_key = g1.account("bob", XBT="10")
+        bob0 = Rest(g0.url, bob0_key)
         alice0 = Rest(g0.url, alice_key)
         # a token from gateway 0 opens a private feed on gateway 1
         token = await alice0.token()
@@ -64,7 +65,21 @@ def test_private_feeds_nonces_and_counters_are_shared(cluster: Cluster, tmp_path
         refused = [i for i, e in enumerate(answers) if e == ["EAPI:Rate limit exceeded"]]
         assert refused and refused[0] <= 16, answers  # per-gateway counters would allow about 30
         assert all(e in ([], ["EAPI:Rate limit exceeded"]) for e in answers)
-        for c in (*clients, alice0, alice1, bob0):
+
+        # one trading counter per (account, pair) (starter: 60, decaying 1/s), whichever gateway
+        bob1 = Rest(g1.url, bob0_key)
+        nonce = bob0.nonce
+        outcomes = []
+        for i in range(90):
+            c = bob0 if i % 2 == 0 else bob1
+            nonce += 1
+            c.nonce = nonce - 1  # one increasing nonce sequence for the key, across both gateways
+            answer = await c.private_raw("AddOrder", pair="XBTUSD", type="sell", ordertype="limit",
+                                         volume="0.0001", price="90000")  # fmt: skip
+            outcomes.append(answer["error"])
+        first = next((i for i, e in enumerate(outcomes) if e == ["EOrder:Rate limit exceeded"]), -1)
+        assert 55 <= first <= 70, outcomes  # per-gateway counters would allow about 120
+        for c in (*clients, alice0, alice1, bob0, bob1):
             await c.close()
 
     asyncio.run(scenario())

@@ -28,6 +28,20 @@ ON CONFLICT (name) DO UPDATE SET
 RETURNING r.refused
 """
 
+# Kraken's trading counter (gateway/ratelimit.py TradingCounter): the fixed cost is paid even when
+# the action is refused; the age cost only when it is allowed
+CHARGE: Final = f"""
+INSERT INTO shared_rate AS r (name, level_micro, at_ns, refused)
+VALUES (%(name)s, CASE WHEN %(fixed)s + %(age)s <= %(max)s THEN %(fixed)s + %(age)s ELSE %(fixed)s END,
+        %(now)s, %(fixed)s + %(age)s > %(max)s)
+ON CONFLICT (name) DO UPDATE SET
+    level_micro = CASE WHEN {_DECAYED} + %(fixed)s + %(age)s <= %(max)s THEN {_DECAYED} + %(fixed)s + %(age)s
+                       ELSE {_DECAYED} + %(fixed)s END,
+    refused = {_DECAYED} + %(fixed)s + %(age)s > %(max)s,
+    at_ns = GREATEST(r.at_ns, %(now)s)
+RETURNING r.refused
+"""
+
 
 class SharedState:
     def __init__(self, store: Store) -> None:
@@ -95,6 +109,14 @@ class SharedState:
             )
             .fetchone()
         )
+        return row is not None and not bool(row[0])
+
+    def charge(self, name: str, fixed_micro: int, age_micro: int, max_micro: int, decay_micro_per_s: int,
+               now_ns: int) -> bool:  # fmt: skip
+        """A trading-counter charge (blocking); False when refused (the fixed part is paid anyway)."""
+        params = {"name": name, "fixed": fixed_micro, "age": age_micro, "max": max_micro,
+                  "decay": decay_micro_per_s, "now": now_ns}  # fmt: skip
+        row = self._raw().execute(CHARGE, params).fetchone()
         return row is not None and not bool(row[0])
 
     def projected_seq(self) -> int:

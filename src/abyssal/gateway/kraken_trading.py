@@ -78,7 +78,7 @@ async def add_order(ctx: Ctx, p: Params) -> Any:
     check_deadline(ctx, p)
     ins = ctx.exchange.instruments
     cmd = place_order(ins, p, ctx.account, ctx.now_ns)
-    limits.charge_add(ctx.exchange, ctx.account, ins.pairs[cmd.pair].id, ctx.now_ns)
+    await limits.charge_add(ctx.exchange, ctx.account, ins.pairs[cmd.pair].id, ctx.now_ns)
     pair = ins.pairs[cmd.pair]
     events = await ctx.run(cmd)
     raise_if_rejected(events)
@@ -101,7 +101,7 @@ async def add_order_batch(ctx: Ctx, p: Params) -> Any:
     for raw in raw_orders:
         o = place_order(ins, raw, ctx.account, ctx.now_ns, pair)
         orders.append(o if not validate else PlaceOrder(**{**_fields(o), "validate": True}))
-    limits.charge_batch_add(ctx.exchange, ctx.account, pair.id, len(orders), ctx.now_ns)
+    await limits.charge_batch_add(ctx.exchange, ctx.account, pair.id, len(orders), ctx.now_ns)
     events = await ctx.run(PlaceBatch(ts_ns=ctx.now_ns, orders=orders))
     out: list[dict[str, Any]] = []
     for i, o in enumerate(orders):
@@ -173,7 +173,7 @@ async def amend_order(ctx: Ctx, p: Params) -> Any:
         else -1,
         post_only=opt_bool(p, "post_only", False),
     )
-    limits.charge_amend(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
+    await limits.charge_amend(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)
     raise_if_rejected(events)
     amends = [e for e in events if type(e).__name__ == "OrderAmended"]
@@ -215,7 +215,7 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
         userref=userref if userref is not None and userref >= 0 else -1,
         validate=validate,
     )
-    limits.charge_edit(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
+    await limits.charge_edit(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)
     raise_if_rejected(events)
     accepted = _accepted(events)
@@ -257,7 +257,7 @@ async def cancel_order(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ord_ids, userrefs=userrefs
     )
-    limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
+    await limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
     return {"count": _count(await ctx.run(cmd))}
 
 
@@ -289,13 +289,13 @@ async def cancel_order_batch(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
-    limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
+    await limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
     return {"count": _count(await ctx.run(cmd))}
 
 
 async def cancel_all(ctx: Ctx, p: Params) -> Any:
     open_orders = limits.open_orders(ctx.exchange, ctx.account)
-    limits.charge_cancels(ctx.exchange, ctx.account, open_orders, ctx.now_ns)
+    await limits.charge_cancels(ctx.exchange, ctx.account, open_orders, ctx.now_ns)
     return {"count": _count(await ctx.run(CancelAll(ts_ns=ctx.now_ns, account=ctx.account)))}
 
 

@@ -210,21 +210,21 @@ class TradingCounter:
         self._levels.put(key, level_fcount + age_fcount if allowed else level_fcount, now_ns)
         return allowed
 
-    def _on(self, action: TradeAction, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
+    def on(self, action: TradeAction, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
         fixed, by_age = trading_cost(action, age_ns)
         return self._apply((account, pair), fixed * FCOUNT_PER_COUNT, by_age * FCOUNT_PER_COUNT, now_ns)
 
     def on_add(self, account: str, pair: str, now_ns: int) -> bool:
-        return self._on(TradeAction.ADD, account, pair, 0, now_ns)
+        return self.on(TradeAction.ADD, account, pair, 0, now_ns)
 
     def on_amend(self, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
-        return self._on(TradeAction.AMEND, account, pair, age_ns, now_ns)
+        return self.on(TradeAction.AMEND, account, pair, age_ns, now_ns)
 
     def on_edit(self, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
-        return self._on(TradeAction.EDIT, account, pair, age_ns, now_ns)
+        return self.on(TradeAction.EDIT, account, pair, age_ns, now_ns)
 
     def on_cancel(self, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
-        return self._on(TradeAction.CANCEL, account, pair, age_ns, now_ns)
+        return self.on(TradeAction.CANCEL, account, pair, age_ns, now_ns)
 
     def on_batch_add(self, account: str, pair: str, order_count: int, now_ns: int) -> bool:
         """Kraken charges n/2 for a batch of n, however many of its orders later fail."""

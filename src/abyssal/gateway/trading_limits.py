@@ -1,8 +1,10 @@
 """Kraken's matching-engine rate counter, charged the same way by REST and WebSocket trading.
 
-One counter per (account, pair) in ``Exchange.trading`` (gateway/ratelimit.py; off unless
-``[limits] trading_tier`` names a tier): a client cannot double its allowance by splitting its
-orders between the two interfaces. A refused charge raises ``EOrder:Rate limit exceeded``.
+One counter per (account, pair) (gateway/ratelimit.py; off unless ``[limits] trading_tier``
+names a tier): a client cannot double its allowance by splitting its orders between the two
+interfaces, nor, scaled out, between gateways: there the counter is a row in PostgreSQL
+(``cluster/shared.py``), here ``Exchange.trading``. A refused charge raises
+``EOrder:Rate limit exceeded``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from abyssal.gateway.params import ParamError
-from abyssal.gateway.ratelimit import TRADING_RATE_LIMIT_EXCEEDED
+from abyssal.gateway.ratelimit import TRADING_RATE_LIMIT_EXCEEDED, TradeAction, trading_cost
 
 if TYPE_CHECKING:
     from abyssal.runtime.exchange import Exchange
+
+
+MICRO = 1_000_000
+NEVER_REFUSED = 2**62
 
 
 def _allowed(allowed: bool) -> None:
@@ -26,23 +32,46 @@ def age_ns(exchange: Exchange, order_no: int, now_ns: int) -> int:
     return max(0, now_ns - o.opened_ns) if o is not None else 0
 
 
-def charge_add(exchange: Exchange, account: int, pair_id: str, now_ns: int) -> None:
-    _allowed(exchange.trading.on_add(str(account), pair_id, now_ns))
+async def _shared(exchange: Exchange, account: int, pair_id: str, fixed: int, age: int, now_ns: int,
+                  threshold_micro: int | None = None) -> bool:  # fmt: skip
+    """A charge in millionths of a count against the counter every gateway shares."""
+    assert exchange.shared is not None
+    tier = exchange.trading.tier
+    limit = tier.threshold * MICRO if threshold_micro is None else threshold_micro
+    allowed: bool = await exchange.read(exchange.shared.charge, f"trade:{account}:{pair_id}", fixed, age,
+                                        limit, tier.decay_micro_per_s, now_ns)  # fmt: skip
+    return allowed
 
 
-def charge_batch_add(exchange: Exchange, account: int, pair_id: str, count: int, now_ns: int) -> None:
-    _allowed(exchange.trading.on_batch_add(str(account), pair_id, count, now_ns))
+async def _action(exchange: Exchange, action: TradeAction, account: int, pair_id: str, age: int,
+                  now_ns: int) -> None:  # fmt: skip
+    if exchange.shared is None or not exchange.trading.enabled:
+        _allowed(exchange.trading.on(action, str(account), pair_id, age, now_ns))
+        return
+    fixed, by_age = trading_cost(action, age)
+    _allowed(await _shared(exchange, account, pair_id, fixed * MICRO, by_age * MICRO, now_ns))
 
 
-def charge_amend(exchange: Exchange, account: int, pair_id: str, order_no: int, now_ns: int) -> None:
-    _allowed(exchange.trading.on_amend(str(account), pair_id, age_ns(exchange, order_no, now_ns), now_ns))
+async def charge_add(exchange: Exchange, account: int, pair_id: str, now_ns: int) -> None:
+    await _action(exchange, TradeAction.ADD, account, pair_id, 0, now_ns)
 
 
-def charge_edit(exchange: Exchange, account: int, pair_id: str, order_no: int, now_ns: int) -> None:
-    _allowed(exchange.trading.on_edit(str(account), pair_id, age_ns(exchange, order_no, now_ns), now_ns))
+async def charge_batch_add(exchange: Exchange, account: int, pair_id: str, count: int, now_ns: int) -> None:
+    if exchange.shared is None or not exchange.trading.enabled:
+        _allowed(exchange.trading.on_batch_add(str(account), pair_id, count, now_ns))
+        return
+    _allowed(await _shared(exchange, account, pair_id, count * MICRO // 2, 0, now_ns))
 
 
-def charge_cancels(exchange: Exchange, account: int, order_nos: list[int], now_ns: int) -> None:
+async def charge_amend(exchange: Exchange, account: int, pair_id: str, order_no: int, now_ns: int) -> None:
+    await _action(exchange, TradeAction.AMEND, account, pair_id, age_ns(exchange, order_no, now_ns), now_ns)
+
+
+async def charge_edit(exchange: Exchange, account: int, pair_id: str, order_no: int, now_ns: int) -> None:
+    await _action(exchange, TradeAction.EDIT, account, pair_id, age_ns(exchange, order_no, now_ns), now_ns)
+
+
+async def charge_cancels(exchange: Exchange, account: int, order_nos: list[int], now_ns: int) -> None:
     """Cancels are never refused, but their age-dependent cost counts against the pair."""
     by_pair: dict[str, list[int]] = {}
     for no in order_nos:
@@ -51,7 +80,11 @@ def charge_cancels(exchange: Exchange, account: int, order_nos: list[int], now_n
             pair_id = exchange.instruments.pairs[o.pair].id
             by_pair.setdefault(pair_id, []).append(max(0, now_ns - o.opened_ns))
     for pair_id, ages in by_pair.items():
-        exchange.trading.on_batch_cancel(str(account), pair_id, ages, now_ns)
+        if exchange.shared is None or not exchange.trading.enabled:
+            exchange.trading.on_batch_cancel(str(account), pair_id, ages, now_ns)
+        else:
+            cost = sum(trading_cost(TradeAction.CANCEL, a)[1] for a in ages) * MICRO
+            await _shared(exchange, account, pair_id, 0, cost, now_ns, threshold_micro=NEVER_REFUSED)
 
 
 def open_orders(exchange: Exchange, account: int) -> list[int]:

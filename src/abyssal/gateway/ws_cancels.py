@@ -73,7 +73,7 @@ async def cancel_order(session: Session, key: ApiKey, params: Json, reply: Reply
         cl_ord_ids=cl_ids,
         userrefs=userrefs,
     )
-    limits.charge_cancels(session.service.exchange, key.account, command.order_nos, command.ts_ns)
+    await limits.charge_cancels(session.service.exchange, key.account, command.order_nos, command.ts_ns)
     events = await execute(session, command)
     raise_rejected(events)
     closed = _closed(events)
@@ -106,7 +106,7 @@ async def batch_cancel(session: Session, key: ApiKey, params: Json, reply: Reply
     command = CancelOrders(
         ts_ns=time.time_ns(), account=key.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
-    limits.charge_cancels(session.service.exchange, key.account, order_nos, command.ts_ns)
+    await limits.charge_cancels(session.service.exchange, key.account, order_nos, command.ts_ns)
     events = await execute(session, command)
     raise_rejected(events)
     return [reply.ok(None, orders_cancelled=_count(events))]
@@ -120,7 +120,7 @@ async def cancel_all(session: Session, key: ApiKey, params: Json, reply: Reply) 
     check_fields(params, frozenset({"token"}), "cancel all")
     now = time.time_ns()
     exchange = session.service.exchange
-    limits.charge_cancels(exchange, key.account, limits.open_orders(exchange, key.account), now)
+    await limits.charge_cancels(exchange, key.account, limits.open_orders(exchange, key.account), now)
     events = await execute(session, CancelAll(ts_ns=now, account=key.account))
     raise_rejected(events)
     return [reply.ok({"count": _count(events)})]

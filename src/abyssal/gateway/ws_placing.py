@@ -83,7 +83,7 @@ async def add_order(session: Session, key: ApiKey, params: Json, reply: Reply) -
     check_deadline(rest, now)
     command = place_order(session.service.instruments, rest, key.account, now)
     pair_id = session.service.instruments.pairs[command.pair].id
-    limits.charge_add(session.service.exchange, key.account, pair_id, now)
+    await limits.charge_add(session.service.exchange, key.account, pair_id, now)
     events = await execute(session, command)
     raise_rejected(events)
     return [reply.ok(_order_result(_accepted(events), command, params))]
@@ -110,7 +110,7 @@ async def batch_add(session: Session, key: ApiKey, params: Json, reply: Reply) -
         rest["validate"] = validate
         commands.append(place_order(session.service.instruments, rest, key.account, now))
     pair_id = session.service.instruments.pairs[commands[0].pair].id
-    limits.charge_batch_add(session.service.exchange, key.account, pair_id, len(commands), now)
+    await limits.charge_batch_add(session.service.exchange, key.account, pair_id, len(commands), now)
     events = await execute(session, PlaceBatch(ts_ns=now, orders=commands))
     result: list[Json] = []
     for index, (command, item) in enumerate(zip(commands, raw, strict=True)):
@@ -190,7 +190,7 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
         trigger_price_ticks=ticks(pair, trigger, bad_price) if trigger is not None else -1,
         post_only=post_only,
     )
-    limits.charge_amend(session.service.exchange, key.account, pair.id, order_no, now)
+    await limits.charge_amend(session.service.exchange, key.account, pair.id, order_no, now)
     events = await execute(session, command)
     raise_rejected(events)
     amend_no = next((e.amend_no for e in events if isinstance(e, OrderAmended)), 0)
@@ -263,7 +263,7 @@ async def edit_order(session: Session, key: ApiKey, params: Json, reply: Reply) 
         userref=userref if userref is not None and userref >= 0 else -1,
         validate=bool(params.get("validate", False)),
     )
-    limits.charge_edit(session.service.exchange, key.account, pair.id, order_no, now)
+    await limits.charge_edit(session.service.exchange, key.account, pair.id, order_no, now)
     events = await execute(session, command)
     raise_rejected(events)
     accepted = _accepted(events)
