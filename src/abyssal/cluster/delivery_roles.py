@@ -67,6 +67,8 @@ class DeliveryRole:
                 await asyncio.gather(consumer, return_exceptions=True)
             await self.bus.close()
             self._io.shutdown(wait=True)
+            if self.store is not None:
+                self.store.close()
             self.phase = "stopped"
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import itertools
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,7 @@ class EngineNode:
         self.recent: collections.deque[tuple[int, bytes, str]] = collections.deque(maxlen=RECENT_RECORDS)
         self.leader = False
         self.published_seq = 0  # leader: every record up to here is on the event topic
+        self.queued_seq = 0  # leader: every record up to here is handed to the producer
         self.producer: LogProducer | None = None
         self.reader: PartitionReader | None = None
         self._tick_seq = 0  # the seq of the last Tick sent: no other until it is applied
@@ -133,6 +135,7 @@ class EngineNode:
             with contextlib.suppress(Exception):
                 await self._in_db(self.lease.release)
         self._db.shutdown(wait=True)
+        self.store.close()
         self.phase = "stopped"
 
     # -- state -------------------------------------------------------------------------------
@@ -185,7 +188,7 @@ class EngineNode:
                     raise RuntimeError(f"command topic has a gap before seq {seq} (at {self.seq})")
                 fresh.append(self._apply(seq, rec.value, rec.headers.get(HEADER_REQUEST, b"").decode()))
             if self.leader and fresh:
-                await self._publish([r for r in fresh if r[0] > self.published_seq])
+                await self._publish(fresh)
             if self.leader and self.seq - self.snapshot_seq >= self.snapshot_every > 0:
                 await self._snapshot()
 
@@ -202,23 +205,29 @@ class EngineNode:
         self.recent.append(out)
         return out
 
-    async def _publish(self, records: list[tuple[int, bytes, str]]) -> None:
-        """Send records in order and wait for every acknowledgement (idempotent producer)."""
-        if not records:
-            return
+    def _enqueue(self, records: list[tuple[int, bytes, str]]) -> list[asyncio.Future[int]]:
+        """Hand the records after ``queued_seq`` to the producer, in order, without yielding: the
+        partition keeps the order of these calls (idempotent producer), so no later record can
+        overtake an earlier one."""
         assert self.producer is not None
         epoch = str(self.lease.epoch).encode()
-        futures = [
-            self.producer.send_nowait(
-                self.ev_topic,
-                body,
-                str(self.shard).encode(),
+        futures = []
+        for seq, body, rid in records:
+            if seq <= self.queued_seq:
+                continue
+            futures.append(self.producer.send_nowait(
+                self.ev_topic, body, str(self.shard).encode(),
                 [(HEADER_EPOCH, epoch), (HEADER_REQUEST, rid.encode())],
-            )
-            for _seq, body, rid in records
-        ]
+            ))  # fmt: skip
+            self.queued_seq = seq
+        return futures
+
+    async def _publish(self, records: list[tuple[int, bytes, str]]) -> None:
+        """Send records and wait for every acknowledgement."""
+        futures = self._enqueue(records)
+        upto = self.queued_seq
         await asyncio.gather(*futures)
-        self.published_seq = max(self.published_seq, records[-1][0])
+        self.published_seq = max(self.published_seq, upto)
 
     async def _snapshot(self) -> None:
         from abyssal.core import snapshot as snapshots
@@ -259,14 +268,18 @@ class EngineNode:
         """Publish, from the seq after the event topic's last record, what this replica applied."""
         started = time.monotonic()
         tail = await asyncio.get_running_loop().run_in_executor(None, self._published_tail)
-        self.published_seq = tail
         if tail < self.seq and (not self.recent or self.recent[0][0] > tail + 1):
             log.warning("engine_rebuild_for_takeover", published=tail, applied=self.seq)
             await self._restore(tail)  # replays from Kafka; records after `tail` publish as they apply
+        # from here to `leader = True` nothing yields: the apply loop cannot publish in between
+        self.queued_seq = self.published_seq = tail
+        unsent = list(itertools.takewhile(lambda r: r[0] > tail, reversed(self.recent)))
+        backlog = self._enqueue(unsent[::-1])
         self.leader = True
         self.takeovers += 1
         self.phase = "leading"
-        await self._publish([r for r in self.recent if r[0] > tail])
+        await asyncio.gather(*backlog)
+        self.published_seq = max(self.published_seq, self.queued_seq)
         log.info("engine_leading", node=self.node_id, epoch=self.lease.epoch, published_from=tail + 1,
                  seq=self.seq, took_ms=round((time.monotonic() - started) * 1000, 1))  # fmt: skip
 

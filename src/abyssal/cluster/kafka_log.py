@@ -255,6 +255,9 @@ class PartitionReader:
         return batch
 
     def stop(self) -> None:
+        """Stop fetching (call on the loop's thread); a ``next_batch`` waiting now returns []."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait([])

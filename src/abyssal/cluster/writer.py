@@ -90,6 +90,7 @@ class LedgerWriter:
             await asyncio.gather(work, stop, return_exceptions=True)
             self.reader.stop()
             self._db.shutdown(wait=True)
+            self.store.close()
             self.phase = "stopped"
 
     def stop(self) -> None:
