@@ -4,6 +4,7 @@ Run from the repo root with the project venv::
 
     python bench/payments_bench.py                      # about 20 seconds
     python bench/payments_bench.py --seconds 5 --connections 32
+    python bench/payments_bench.py --in-process          # the service alone, no HTTP
 
 What it does:
 
@@ -12,14 +13,18 @@ What it does:
 2. creates ``--tenants`` accounts, each with a payments token;
 3. closed loop: ``--connections`` keep-alive HTTP/1.1 clients (httpx) POST ``/v1/deposits`` with a
    fresh ``Idempotency-Key`` each, spread over the tenants, for ``--seconds``; then the same number of
-   retries of already-used keys (replays) for comparison;
+   retries of already-used keys (replays) for comparison
+   (``--in-process``: the same loop on ``PaymentService.capture_deposit`` in an in-process exchange,
+   no HTTP: the storage path's figure, without the HTTP stack and client on the same two cores);
 4. asserts the end state: every capture answered 201 ``captured``, every replay was byte-identical
    with ``Idempotency-Replayed: true``, each tenant's USD balance equals the sum of its captures, the
    ledger has exactly one deposit entry per key, and ``/admin/status`` audit is ``[]``.
 
-Prints captures/s, replays/s and latency percentiles with the Python version and CPU model. Each
-capture is three SQLite transactions (claim + open, the engine batch, capture + stored answer +
-outbox), each with ``synchronous=FULL``, so the figure is bounded by fsyncs, not by Python.
+Prints captures/s, replays/s and latency percentiles with the Python version, CPU model and load
+average. A first capture is three durable transactions (claim + open, the engine batch, capture +
+stored answer + outbox), each with ``synchronous=FULL`` on SQLite; concurrent captures share them
+(the sequencer's batch, and the payments group commit on SQLite), so the figure is bounded by
+fsyncs and by the Python HTTP path, and moves with the machine's load.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.harness import Server
@@ -85,6 +92,84 @@ async def _drive(
     return latencies, done, failures
 
 
+async def _service(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
+    """The same closed loop on ``PaymentService.capture_deposit`` in process: no HTTP, no client
+    CPU on the machine's two cores, so the figure is the storage path's (commits, not parsing)."""
+    from tests.payments.paykit import exchange_env
+
+    if args.payment_threads:  # what a PostgreSQL deployment could use (exchange.PAYMENT_THREADS)
+        import abyssal.runtime.exchange
+
+        abyssal.runtime.exchange.PAYMENT_THREADS = args.payment_threads  # type: ignore[misc]
+    async with exchange_env(data.parent, args.database) as env:
+        svc = env.exchange.payments
+        usd = env.exchange.instruments.asset("USD")
+        assert svc is not None and usd is not None
+        accounts = [(await env.tenant(f"t{i}")).account for i in range(args.tenants)]
+
+        async def drive(replay: list[tuple[int, str, bytes]]) -> tuple[list[float], list[Any], int, float]:
+            done: list[tuple[int, str, bytes]] = []
+            latencies: list[float] = []
+            failures = 0
+            counter = iter(range(10**9))
+            start = time.perf_counter()
+            deadline = start + args.seconds
+
+            async def worker() -> None:
+                nonlocal failures
+                while time.perf_counter() < deadline:
+                    n = next(counter)
+                    if replay and n >= len(replay):
+                        return
+                    tenant, key = (
+                        (replay[n][0], replay[n][1]) if replay else (n % len(accounts), f"bench-{n}")
+                    )
+                    t0 = time.perf_counter()
+                    a = await svc.capture_deposit(accounts[tenant], "api", key, usd.index, 12_500)
+                    latencies.append(time.perf_counter() - t0)
+                    failures += a.status != 201 or (bool(replay) and not a.replayed)
+                    done.append((tenant, key, a.body))
+
+            await asyncio.gather(*[worker() for _ in range(args.connections)])
+            return latencies, done, failures, time.perf_counter() - start
+
+        lat, done, failures, capture_s = await drive([])
+        rlat, replayed, rfail, replay_s = await drive(done)
+        audit = await env.audit()
+    return lat, done, failures, capture_s, rlat, replayed, rfail, replay_s, audit
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (load-independent, unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _http(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
+    server = Server(data, database=args.database)
+    server.start()
+    try:
+        tokens = []
+        for i in range(args.tenants):
+            server.account(f"t{i}")
+            tokens.append(server.admin("POST", "/admin/payments/tokens", {"account": f"t{i}"})["token"])
+        assert server.proc is not None
+        cpu0 = _cpu_s(server.proc.pid)
+        t0 = time.perf_counter()
+        lat, done, failures = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, []))
+        capture_s = time.perf_counter() - t0
+        time.sleep(1.0)  # the relay and consumer finish the captures' events
+        cpu_ms = (_cpu_s(server.proc.pid) - cpu0) * 1000 / max(1, len(done))
+        print(f"server CPU per capture (incl. its relay/consumer work): {cpu_ms:.2f} ms")
+        t0 = time.perf_counter()
+        rlat, replayed, rfail = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, done))
+        replay_s = time.perf_counter() - t0
+        audit = server.status()["audit"]
+    finally:
+        server.stop()
+    return lat, done, failures, capture_s, rlat, replayed, rfail, replay_s, audit
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
@@ -95,27 +180,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--tenants", type=int, default=8)
+    ap.add_argument("--database", default=None, help="a postgresql:// URL (default: SQLite)")
+    ap.add_argument("--in-process", action="store_true", help="call the service directly, no HTTP")
+    ap.add_argument("--payment-threads", type=int, default=0, help="with --in-process: the payments pool")
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="abyssal-paybench-")) / "data"
-    server = Server(data)
-    server.start()
-    try:
-        tokens = []
-        for i in range(args.tenants):
-            server.account(f"t{i}")
-            tokens.append(server.admin("POST", "/admin/payments/tokens", {"account": f"t{i}"})["token"])
-        t0 = time.perf_counter()
-        lat, done, failures = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, []))
-        capture_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rlat, replayed, rfail = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, done))
-        replay_s = time.perf_counter() - t0
-        by_key = {(t, k): b for t, k, b in done}
-        mismatched = sum(by_key[(t, k)] != b for t, k, b in replayed)
-        audit = server.status()["audit"]
-    finally:
-        server.stop()
-    conn = sqlite3.connect(data / "abyssal.db")
+    run = asyncio.run(_service(args, data)) if args.in_process else _http(args, data)
+    lat, done, failures, capture_s, rlat, replayed, rfail, replay_s, audit = run
+    by_key = {(t, k): b for t, k, b in done}
+    mismatched = sum(by_key[(t, k)] != b for t, k, b in replayed)
+    conn: Any = psycopg.connect(args.database) if args.database else sqlite3.connect(data / "abyssal.db")
     entries = conn.execute("SELECT COUNT(*) FROM ledger WHERE type = 'deposit' AND account >= 0").fetchone()[
         0
     ]
@@ -124,8 +198,11 @@ def main() -> int:
         "(SELECT asset FROM ledger WHERE type = 'deposit' LIMIT 1)"
     ).fetchone()[0]
     conn.close()
-    expected_minor = int(Decimal("1.25") * 10**4) * len(done)
-    print(f"python {platform.python_version()} on {_cpu()} ({platform.machine()}), nproc {os.cpu_count()}")
+    expected_minor = int(Decimal("1.25") * 10**4) * len(done)  # 12_500 minor units (USD: 4 decimals)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {platform.python_version()} on {_cpu()} ({platform.machine()}), nproc {os.cpu_count()}, "
+          f"load {load}, {'postgresql' if args.database else 'sqlite'}, "
+          f"{'in process' if args.in_process else 'HTTP'}")  # fmt: skip
     print(
         f"captures: {len(done)} in {capture_s:.1f}s = {len(done) / capture_s:,.0f}/s  "
         f"p50 {_pct(lat, 0.5):.1f} ms  p99 {_pct(lat, 0.99):.1f} ms  ({args.connections} connections)"
@@ -141,7 +218,7 @@ def main() -> int:
         problems.append(f"{mismatched} replays differ from the first answer")
     if entries != len(done):
         problems.append(f"ledger has {entries} deposit entries for {len(done)} keys")
-    if usd != expected_minor:
+    if int(usd) != expected_minor:
         problems.append(f"balances sum to {usd}, expected {expected_minor}")
     if audit:
         problems.append(f"audit: {audit}")

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.ops.inprocess import Client, running
+from tests.ops.inprocess import Client, Lifespan, wait_ready
 
+from abyssal.config import load_config
+from abyssal.gateway.app import App
 from abyssal.runtime.exchange import Exchange
 from abyssal.runtime.payments import PaymentService
 
@@ -81,11 +83,22 @@ class Env:
 
 
 @asynccontextmanager
-async def exchange_env(tmp_path: Path) -> AsyncIterator[Env]:
-    async with running(tmp_path / "data") as (_, exchange, client):
-        env = Env(exchange, client, client.http)
-        yield env
-        assert await env.audit() == []
+async def exchange_env(tmp_path: Path, database: str | None = None) -> AsyncIterator[Env]:
+    """An in-process exchange (SQLite in ``tmp_path``, or the ``database`` URL); audited on exit."""
+    exchange = Exchange(load_config(), tmp_path / "data", database=database)
+    app = App(exchange)
+    lifespan = Lifespan(app)
+    assert (await lifespan.start())["type"] == "lifespan.startup.complete"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://abyssal.test") as http:
+        await wait_ready(http)
+        client = Client(http, exchange.admin_token)
+        try:
+            env = Env(exchange, client, http)
+            yield env
+            assert await env.audit() == []
+        finally:
+            assert (await lifespan.stop())["type"] == "lifespan.shutdown.complete"
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:

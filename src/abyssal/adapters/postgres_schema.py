@@ -316,6 +316,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ns) WHERE status = 'pending';
     """,
+    # 3: payments, additive, mirroring sqlite_schema migration 4: the key reaper's index, the
+    #    outbox's per-aggregate index (competing relays claim aggregate heads, outbox_store.py),
+    #    events a consumer parked because it does not know their schema version
+    """
+    CREATE INDEX idempotency_keys_reap ON idempotency_keys (created_ns) WHERE state = 'done';
+    CREATE INDEX outbox_unpublished_aggregate ON outbox (aggregate, id) WHERE published_ns IS NULL;
+    CREATE TABLE parked_events (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        aggregate TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        payload BYTEA NOT NULL,
+        trace_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        parked_ns BIGINT NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    );
+    """,
 )
 
 

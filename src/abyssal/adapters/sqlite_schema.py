@@ -306,6 +306,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX web_api_keys_user ON web_api_keys (user_id);
     """,
+    # 4: payments, additive: the key reaper's index (finished keys by claim time), the outbox's
+    #    per-aggregate index (a relay's head-of-aggregate check), events a consumer parked
+    #    because it does not know their schema version (runtime/notifications.py)
+    """
+    CREATE INDEX idempotency_keys_reap ON idempotency_keys (created_ns) WHERE state = 'done';
+    CREATE INDEX outbox_unpublished_aggregate ON outbox (aggregate, id) WHERE published_ns IS NULL;
+    CREATE TABLE parked_events (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        aggregate TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        trace_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        parked_ns INTEGER NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    );
+    """,
 )
 
 

@@ -50,7 +50,15 @@ class SqliteWebhookStore:
         ]
 
     def record(self, consumer: str, message: BusMessage, account: int, now_ns: int) -> int:
-        """Dedupe and fan out in one transaction; returns the deliveries created (0: seen before)."""
+        """Dedupe and fan out in one transaction; returns the deliveries created (0: seen before).
+
+        An account without webhooks costs no write (a read decides): there is nothing to fan
+        out, so nothing a redelivery could duplicate.
+        """
+        conn = self.store.conn()
+        hooked = conn.execute("SELECT 1 FROM webhooks WHERE account = ? LIMIT 1", (account,)).fetchone()
+        if hooked is None:
+            return 0
         with self.store.transaction() as c:
             fresh = c.execute(
                 "INSERT INTO consumed_events VALUES (?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
@@ -66,6 +74,38 @@ class SqliteWebhookStore:
             )
             faults.point("notifications.before_commit")
             return int(cur.rowcount)
+
+    # -- the version gate's park -------------------------------------------------------------
+    def park(self, consumer: str, message: BusMessage, reason: str, now_ns: int) -> bool:
+        """Keep an event the consumer cannot read yet; False if it was parked already."""
+        m = message
+        with self.store.transaction() as c:
+            row = c.execute(
+                "INSERT INTO parked_events VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
+                (consumer, m.event_id, m.topic, m.key, m.event_type, m.schema_version, m.payload, m.trace_id,
+                 reason[:500], now_ns),
+            ).fetchone()  # fmt: skip
+        return row is not None
+
+    def parked(self, consumer: str, limit: int) -> list[BusMessage]:
+        rows = self.store.conn().execute(
+            "SELECT topic, aggregate, event_id, event_type, schema_version, payload, trace_id "
+            "FROM parked_events WHERE consumer = ? ORDER BY parked_ns, event_id LIMIT ?",
+            (consumer, limit),
+        )
+        return [BusMessage(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), bytes(r[5]), str(r[6]))
+                for r in rows]  # fmt: skip
+
+    def parked_reasons(self, consumer: str) -> dict[str, str]:
+        """event id -> why it is parked (operators' view)."""
+        rows = self.store.conn().execute(
+            "SELECT event_id, reason FROM parked_events WHERE consumer = ?", (consumer,)
+        )
+        return {str(e): str(r) for e, r in rows}
+
+    def unpark(self, consumer: str, event_id: str) -> None:
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM parked_events WHERE consumer = ? AND event_id = ?", (consumer, event_id))
 
     def due(self, now_ns: int, limit: int, exclude: set[int]) -> list[Delivery]:
         rows = self.store.conn().execute(

@@ -9,6 +9,11 @@ jitter, and ``attempts_max`` tries before the delivery is dead-lettered (visible
 Each request carries ``Abyssal-Event-Id`` (receivers may dedupe too: a crash between a 2xx and
 its record means one more send) and ``Abyssal-Signature: t=<unix s>,v1=<hex>`` where ``v1`` is
 HMAC-SHA256 of ``"<t>.<body>"`` under the webhook's secret.
+
+Version gate (ledger-notes 4.4): the consumer reads a payload only through a reader for its
+(topic, schema version). An event of a version it has no reader for is parked durably
+(``parked_events``, with the reason) and acknowledged, so it is neither misread nor blocks the
+stream; ``retry_parked`` (at start, i.e. after an upgrade adds the reader) handles it then.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import structlog
 from abyssal.adapters.sqlite_webhooks import Delivery, SqliteWebhookStore
 from abyssal.adapters.webhook_http import post
 from abyssal.ports import BusMessage
+from abyssal.runtime.payment_records import PAYMENT_EVENT_SCHEMA_VERSION
 
 log = structlog.get_logger("abyssal.notifications")
 
@@ -38,6 +44,18 @@ ATTEMPTS_MAX = 8
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 60.0
 POLL_INTERVAL_S = 0.1
+PARKED_BATCH_MAX = 500
+
+# (topic, schema version) -> the account a payload is addressed to (None: nobody)
+Reader = Callable[[bytes], int | None]
+
+
+def _account_v1(payload: bytes) -> int | None:
+    account = msgspec.json.decode(payload).get("account")
+    return account if isinstance(account, int) else None
+
+
+READERS: dict[tuple[str, int], Reader] = {("payments", PAYMENT_EVENT_SCHEMA_VERSION): _account_v1}
 
 Post = Callable[[str, bytes, dict[str, str], float], Awaitable[int]]
 
@@ -74,6 +92,7 @@ class Notifier:
         self.attempts_max = attempts_max
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.readers = dict(READERS)  # an upgrade adds readers; unknown versions are parked
         self.rng = random.Random()
         self.wake = asyncio.Event()
         self._sending: set[int] = set()
@@ -83,12 +102,32 @@ class Notifier:
 
     # -- the consumer ------------------------------------------------------------------------
     async def handle(self, message: BusMessage) -> None:
-        account = msgspec.json.decode(message.payload).get("account")
-        if not isinstance(account, int):
+        reader = self.readers.get((message.topic, message.schema_version))
+        if reader is None:  # a version this consumer cannot read: park it, never guess
+            reason = f"unknown schema version {message.schema_version} of {message.topic}"
+            await self.blocking(self.store.park, CONSUMER, message, reason, time.time_ns())
+            log.warning("event_parked", ref=message.event_id, reason=reason)
+            return
+        account = reader(message.payload)
+        if account is None:
             return  # not addressed to an account: nothing to notify
         created = await self.blocking(self.store.record, CONSUMER, message, account, time.time_ns())
         if created:
             self.wake.set()
+
+    async def retry_parked(self) -> int:
+        """Handle parked events this consumer can read now; returns how many left the park."""
+        parked: list[BusMessage] = await self.blocking(self.store.parked, CONSUMER, PARKED_BATCH_MAX)
+        done = 0
+        for message in parked:
+            if (message.topic, message.schema_version) not in self.readers:
+                continue
+            await self.handle(message)  # dedupes by event id, so a crash before unpark is harmless
+            await self.blocking(self.store.unpark, CONSUMER, message.event_id)
+            done += 1
+        if done:
+            log.info("parked_events_handled", count=done)
+        return done
 
     # -- the deliverer -----------------------------------------------------------------------
     def start(self) -> None:
@@ -104,6 +143,10 @@ class Notifier:
         )
 
     async def _deliver_forever(self) -> None:
+        try:
+            await self.retry_parked()
+        except Exception as exc:  # they stay parked; the next start tries again
+            log.error("parked_events_retry_failed", error=repr(exc))
         resumed = await self.blocking(self.store.resume_interrupted, time.time_ns())
         if resumed:
             log.info("webhook_calls_resumed", count=resumed)

@@ -1,10 +1,13 @@
 """The outbox relay: publishes committed outbox rows in order, marks them after the bus acks.
 
-One relay per database (the embedded mode runs exactly one), reading ``WHERE published_ns IS
-NULL ORDER BY id``: no watermark, so a row whose transaction committed late is never skipped,
-and rows of one aggregate go out in commit order. A crash after publish and before mark sends
-the batch again after the restart; consumers dedupe by event id (at-least-once, never "exactly").
-Published rows are purged after ``retention_s`` so the table stays small.
+The store's claims (adapters/outbox_store.py) decide who sends what. On SQLite one relay per
+database reads ``WHERE published_ns IS NULL ORDER BY id``: no watermark, so a row whose
+transaction committed late is never skipped, and rows of one aggregate go out in commit order.
+On PostgreSQL any number of relays (one per process) compete: each batch is a transaction that
+claims aggregate heads ``FOR UPDATE SKIP LOCKED``, so no row goes out twice while relays live,
+and two relays never interleave one aggregate. A crash after publish and before mark sends the
+batch again (at least once, never "exactly"); consumers dedupe by event id. Published rows are
+purged after ``retention_s`` so the table stays small.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from abyssal.adapters.outbox_store import OutboxClaims, SerialClaims
 from abyssal.ports import OutboxRow, Publisher
 from abyssal.runtime import faults
 
@@ -48,6 +52,8 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.retention_s = retention_s
         self.published = 0
+        claims = getattr(store, "outbox_claims", None)  # an OutboxTable chooses; else serial
+        self.claims: OutboxClaims = claims() if callable(claims) else SerialClaims(store)
         self.wake = asyncio.Event()  # set by writers to skip the poll wait
         self._task: asyncio.Task[None] | None = None
 
@@ -58,17 +64,23 @@ class OutboxRelay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.blocking(self.claims.close)
 
     async def run_once(self) -> int:
         """Publish one batch; returns how many rows it marked."""
-        rows: list[OutboxRow] = await self.blocking(self.store.unpublished, self.batch_rows_max)
+        rows: list[OutboxRow] = await self.blocking(self.claims.claim, self.batch_rows_max)
         if not rows:
             return 0
         ids = [r.id for r in rows]
         assert ids == sorted(ids), "outbox rows must go out in commit order"
-        await self.publisher.publish([r.message for r in rows])
-        faults.point("relay.after_publish_before_mark")
-        await self.blocking(self.store.mark_published, ids, time.time_ns())
+        assert len(rows) <= self.batch_rows_max
+        try:
+            await self.publisher.publish([r.message for r in rows])
+            faults.point("relay.after_publish_before_mark")
+            await self.blocking(self.claims.settle, ids, time.time_ns())
+        except BaseException:  # not acknowledged, or not marked: the rows stay unpublished
+            await asyncio.shield(self.blocking(self.claims.release))
+            raise
         self.published += len(rows)
         return len(rows)
 

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from abyssal.core.instruments import Asset, Instruments
-from abyssal.ports import OutboxEvent, PaymentRecord
+from abyssal.ports import NewPayment, OutboxEvent, PaymentRecord
 
 PAYMENT_EVENT_SCHEMA_VERSION = 1
 _json = msgspec.json.Encoder(order="sorted")
@@ -72,9 +72,15 @@ def method_of(asset: Asset) -> str:
     return METHODS.get(asset.id, (f"{asset.altname} sandbox", "", True))[0]
 
 
-def make_refid(tenant: int, source: str, key: str) -> str:
-    """A refid derived from the idempotency key: a retry names the same payment, across restarts."""
-    digest = hashlib.sha256(f"{tenant}:{source}:{key}".encode()).digest()
+def make_refid(tenant: int, source: str, key: str, claimed_ns: int | None = None) -> str:
+    """A refid derived from the idempotency key: a retry names the same payment, across restarts.
+
+    ``claimed_ns`` is when the key row was claimed: a key reused after the reaper forgot it
+    (runtime/idempotency_reaper.py) names a new payment. None: the unsalted form (the admin
+    faucet on stores without a payments adapter).
+    """
+    salt = "" if claimed_ns is None else f":{claimed_ns}"
+    digest = hashlib.sha256(f"{tenant}:{source}:{key}{salt}".encode()).digest()
     return "FT" + base64.b32encode(digest).decode()[:26]
 
 
@@ -127,6 +133,13 @@ def after(p: PaymentRecord, status: str, now_ns: int, error: str = "") -> Paymen
     return dataclasses.replace(
         p, status=status, version=p.version + 1, updated_ns=now_ns, error=error if failed else p.error
     )
+
+
+def opened(new: NewPayment, now_ns: int) -> PaymentRecord:
+    """What ``new`` will be once opened at ``now_ns`` (version 1), to render its first event."""
+    return PaymentRecord(0, new.refid, new.kind, new.account, new.asset, new.amount_minor, 0, new.status, 1,
+                         new.method, new.withdraw_key, new.address, new.reference, "", new.trace_id, now_ns,
+                         now_ns)  # fmt: skip
 
 
 def payment_event(ins: Instruments, p: PaymentRecord) -> OutboxEvent:
