@@ -1,0 +1,119 @@
+"""Machine: the facts a benchmark prints and the process controls it needs (CPU, load, disk, limits)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from percentile import percentile
+
+FSYNC_PROBES = 200
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_versions(names: Iterable[str]) -> str:
+    """``name version`` of each installed distribution, comma-separated."""
+    return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
+
+
+def machine_lines() -> list[str]:
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
+    return [
+        f"python -V: Python {platform.python_version()} ({sys.executable})",
+        f"CPU: {cpu_model()}; nproc: {nproc}; kernel {platform.release()}",
+        f"SQLite {sqlite3.sqlite_version}, {package_versions(['uvloop'])}",
+        f"other load now: {contention()}",
+    ]
+
+
+def contention() -> str:
+    """Load average and CPU pressure (PSI): other work on the machine makes every figure lower."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    try:
+        fields = dict(
+            f.split("=") for f in Path("/proc/pressure/cpu").read_text().splitlines()[0].split()[1:]
+        )
+        psi = f"; CPU pressure (some) {fields['avg10']} % over 10 s, {fields['avg60']} % over 60 s"
+    except (OSError, IndexError, KeyError, ValueError):
+        psi = ""
+    return f"load average {load}{psi}"
+
+
+def raise_fd_limit() -> int:
+    """Raise the open-files soft limit to the hard limit (thousands of sockets); returns it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def pin(cpu: int) -> None:
+    """Pin this process to one CPU, where the machine has it."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
+        os.sched_setaffinity(0, {cpu})
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """User + system CPU of this process's finished children so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def fdatasync_ms(directory: Path) -> tuple[float, float]:
+    """(p50, p99) of fdatasync after a 4 KiB overwrite in ``directory``.
+
+    That is the wait at the heart of each SQLite WAL commit with synchronous=FULL (the WAL is
+    rewritten in place once it has wrapped, so no size change forces a journal commit).
+    """
+    path = directory / "fdatasync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    samples = []
+    try:
+        os.write(fd, b"\0" * 4096 * FSYNC_PROBES)
+        os.fsync(fd)
+        for i in range(FSYNC_PROBES):
+            os.pwrite(fd, b"x" * 4096, 4096 * i)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    samples.sort()
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+def fs_type(path: Path) -> str:
+    out = subprocess.run(["df", "--output=fstype", str(path)], capture_output=True, text=True, check=False)
+    lines = out.stdout.split()
+    return f"filesystem {lines[-1]}" if len(lines) > 1 else "filesystem unknown"
