@@ -220,7 +220,11 @@ class App:
                     await send_json(send, 404, {"error": ["EGeneral:Unknown method"]})
         except Exception as exc:  # a fault, never a traceback to the client
             log.exception("request_failed", path=path, error=repr(exc))
-            await send_json(send, 200, {"error": ["EGeneral:Internal error"]})
+            if path.startswith("/v1/"):  # the payments API speaks HTTP statuses: a 2xx would mislead
+                fault = {"error": {"code": "internal_error", "message": "the request failed; retry it"}}
+                await send_json(send, 500, fault)
+            else:  # Kraken answers its own errors with 200
+                await send_json(send, 200, {"error": ["EGeneral:Internal error"]})
 
     async def _public(self, name: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
         handler = PUBLIC.get(name)

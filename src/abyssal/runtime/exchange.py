@@ -17,7 +17,7 @@ import structlog
 from abyssal.adapters.bus import Bus, open_bus
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
-from abyssal.adapters.store import Store, open_store, redact
+from abyssal.adapters.store import Store, is_postgres, open_store, redact
 from abyssal.config import Config
 from abyssal.core.messages import Command, Event
 from abyssal.gateway.auth import SecretBox, load_or_create_master_key
@@ -52,6 +52,8 @@ GC_GEN2_THRESHOLD = 100
 # payments, relay and webhooks use their own pool, off the readers'. One thread: SQLite has one
 # writer, and threads queueing on its lock sleep in the busy handler far longer than they wait here.
 PAYMENT_THREADS = 1
+# PostgreSQL takes concurrent writers (row locks, SKIP LOCKED claims): round trips overlap
+PAYMENT_THREADS_POSTGRES = 8
 NONCE_FLUSH_INTERVAL_S = 1.0
 T = TypeVar("T")
 
@@ -96,7 +98,8 @@ class Exchange:
         self.data_dir = data_dir
         self.started_ns = time.time_ns()
         self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="abyssal-read")
-        self._payment_io = ThreadPoolExecutor(max_workers=PAYMENT_THREADS, thread_name_prefix="abyssal-pay")
+        threads = PAYMENT_THREADS_POSTGRES if is_postgres(database) else PAYMENT_THREADS
+        self._payment_io = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="abyssal-pay")
         self.payments: PaymentService | None = None  # None: no payments adapter for this database
         self.payment_store: SqlitePaymentStore
         self.webhook_store: SqliteWebhookStore
