@@ -35,13 +35,17 @@ PACKAGE = SRC / "abyssal"
 # subclasses of an extension type it does not know.
 COMPILED_MODULES = (
     "instruments",
+    "order",
     "book",
     "accounts",
     "state",
+    "settlement",
     "matching",
+    "fastpath",
     "placement",
     "triggers",
     "funding",
+    "schedule",
     "engine",
     "amend",
 )

@@ -15,7 +15,6 @@ from abyssal.core.accounts import FEE_ACCOUNT
 from abyssal.core.book import Order
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import Asset, FeeSchedule, FeeTier, Instruments, Pair
-from abyssal.core.matching import required_hold
 from abyssal.core.messages import (
     FLAG_VIQC,
     TRIGGERED_TYPES,
@@ -32,7 +31,9 @@ from abyssal.core.messages import (
     Side,
     Withdrawn,
 )
+from abyssal.core.order import ORDER_FIELDS
 from abyssal.core.postings import AVAILABLE, HELD, is_balanced, lines_for
+from abyssal.core.settlement import required_hold
 
 INSTRUMENTS = load_config(None).instruments
 XBTUSD = INSTRUMENTS.pair("XBTUSD")
@@ -122,7 +123,7 @@ def toy_instruments(
 
 # ------------------------------------------------------------------ state digest
 def _order_row(o: Order) -> tuple[Any, ...]:
-    return tuple(getattr(o, name) for name in Order.__slots__)
+    return tuple(getattr(o, name) for name in ORDER_FIELDS)
 
 
 def digest(engine: Engine) -> tuple[Any, ...]:

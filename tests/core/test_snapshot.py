@@ -45,6 +45,7 @@ from abyssal.core.messages import (
     command_encoder,
     events_encoder,
 )
+from abyssal.core.order import ORDER_FIELDS, OrderCold
 from abyssal.core.snapshot import SnapshotError, restore, snapshot, state_hash
 
 INS = load_config(None).instruments
@@ -490,7 +491,7 @@ def test_every_state_field_reaches_the_hash() -> None:
         except AssertionError:  # an invariant check refused it: that too proves the field is read
             return True
 
-    for name in Order.__slots__:
+    for name in ORDER_FIELDS:
         assert changes(functools.partial(bump_slot, order_no=pending, name=name)), name
     mutations = {
         "total": lambda e: e.s.accounts[1].total.__setitem__(2, e.s.accounts[1].total[2] + 1),
@@ -625,5 +626,7 @@ def test_a_sealed_but_non_canonical_body_is_refused() -> None:
 def test_the_module_exports_what_it_names() -> None:
     for name in snapshots.__all__:
         assert hasattr(snapshots, name), name
-    plain = set(Order.__slots__) - {"fee_num"}
+    # every slot of an order, hot or cold, is in ORDER_FIELDS, and so in snapshots
+    assert {*Order.__slots__, *OrderCold.__slots__} - {"cold"} == set(ORDER_FIELDS)
+    plain = set(ORDER_FIELDS) - {"fee_num"}
     assert set(snapshots.OrderRec.__struct_fields__) == plain | {"fee_num_units", "fee_num_rem"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from abyssal.core.book import Order, keep_slots
 
-DAY_NS = 86_400 * 1_000_000_000
-FEE_WINDOW_DAYS = 30
-FEE_ACCOUNT = 0  # the house: fees and rounding are credited here
-WORLD_ACCOUNT = -1  # the outside world in postings: deposits come from it, withdrawals go to it
+DAY_NS: Final = 86_400 * 1_000_000_000
+FEE_WINDOW_DAYS: Final = 30
+FEE_ACCOUNT: Final = 0  # the house: fees and rounding are credited here
+WORLD_ACCOUNT: Final = -1  # the outside world in postings: deposits come from it, withdrawals go to it
 
 
 class Account:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from abyssal.core.book import Order
-from abyssal.core.matching import close_order, required_hold, would_take
+from abyssal.core.matching import close_order, would_take
 from abyssal.core.messages import (
     FLAG_POST,
     TRIGGERED_TYPES,
@@ -25,6 +25,7 @@ from abyssal.core.messages import (
     Side,
 )
 from abyssal.core.placement import ICEBERG_DISPLAY_RATIO_MAX
+from abyssal.core.settlement import required_hold
 
 if TYPE_CHECKING:
     from abyssal.core.engine import Engine
@@ -157,7 +158,12 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
 
 
 def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
-    """Cancel-replace: the new order is checked with the old one's hold counted as free."""
+    """Cancel-replace: the new order is checked with the old one's hold counted as free.
+
+    The replacement keeps the old order's ``cl_ord_id`` (``EditOrder`` carries no new one, and
+    Kraken keeps the client order id across an edit): while the new order is checked, the id is
+    counted as free, as the hold is, so that it is not refused as a duplicate of itself.
+    """
     s = engine.s
     o = _find(engine, c.account, c.order_no, "")
     if o is None:
@@ -190,16 +196,21 @@ def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
         tif=o.tif,
         expire_ns=o.expire_ns,
         userref=c.userref if c.userref >= 0 else o.userref,
+        cl_ord_id=o.cl_ord_id,
         stp=o.stp,
         validate=True,
         price_text=pair.price_text(price),
     )
     asset = pair.quote.index if o.is_buy else pair.base.index
     acct = s.accounts[o.account]
-    acct.release(asset, o.hold_minor)  # count the old hold as free while checking
+    acct.release(asset, o.hold_minor)  # count the old hold and client id as free while checking
+    if o.cl_ord_id:
+        del acct.cl_ids[o.cl_ord_id]
     trial: list[Event] = []
     engine._place(place, trial, -1)
     acct.hold(asset, o.hold_minor)
+    if o.cl_ord_id:
+        acct.cl_ids[o.cl_ord_id] = o.order_no
     if trial and isinstance(trial[-1], Rejected):
         events.append(trial[-1])
         return

@@ -11,85 +11,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 
-
-class Order:
-    """A live order. Integer fields only; money in lots, ticks, raw cost and minor units."""
-
-    __slots__ = (
-        "account",
-        "cl_ord_id",
-        "cost_raw",
-        "display_lots",
-        "expire_ns",
-        "fee_num",
-        "fee_paid_minor",
-        "filled_lots",
-        "flags",
-        "hold_minor",
-        "is_buy",
-        "limit_ticks",
-        "opened_ns",
-        "order_no",
-        "ordertype",
-        "paid_minor",
-        "pair",
-        "price2_ticks",
-        "remaining_lots",
-        "resting",
-        "start_ns",
-        "stop_ticks",
-        "stp",
-        "tif",
-        "trail_offset",
-        "trail_pct_ppm",
-        "trail_ref_ticks",
-        "triggered",
-        "userref",
-        "visible_lots",
-        "volume_lots",
-    )
-
-    def __init__(
-        self,
-        order_no: int,
-        account: int,
-        pair: int,
-        is_buy: bool,
-        ordertype: int,
-        volume_lots: int,
-        limit_ticks: int,
-    ) -> None:
-        self.order_no = order_no
-        self.account = account
-        self.pair = pair
-        self.is_buy = is_buy
-        self.ordertype = ordertype
-        self.volume_lots = volume_lots  # as ordered (amend may change it)
-        self.remaining_lots = volume_lots  # not yet filled
-        self.visible_lots = volume_lots  # the part shown in the book (icebergs show less)
-        self.display_lots = 0  # iceberg chunk size, 0 for ordinary orders
-        self.limit_ticks = limit_ticks  # 0 for market orders
-        self.filled_lots = 0
-        self.cost_raw = 0  # sum of price_ticks * volume_lots over fills
-        self.fee_num = 0  # sum of fee numerators, for cumulative fee rounding
-        self.fee_paid_minor = 0
-        self.paid_minor = 0  # quote (buy) or base (sell) taken from the hold so far
-        self.hold_minor = 0  # what is still held for this order
-        self.flags = 0
-        self.tif = 0
-        self.expire_ns = 0
-        self.opened_ns = 0
-        self.userref = 0
-        self.cl_ord_id = ""
-        self.stp = 0
-        self.stop_ticks = 0
-        self.price2_ticks = 0
-        self.triggered = True  # False while a stop order waits for its trigger
-        self.trail_offset = 0
-        self.trail_pct_ppm = -1
-        self.trail_ref_ticks = 0
-        self.resting = False
-        self.start_ns = 0  # > 0 while a scheduled order waits for its start time
+from abyssal.core.order import ORDER_FIELDS as ORDER_FIELDS  # re-exported with Order
+from abyssal.core.order import Order as Order  # re-exported: the book's orders are read from here
+from abyssal.core.order import OrderCold
 
 
 class Level:
@@ -216,4 +140,4 @@ def keep_slots(*classes: type) -> None:
             type.__setattr__(cls, "__slots__", tuple(sorted(cls.__dict__["__mypyc_attrs__"])))
 
 
-keep_slots(Order, Level, BookSide, Book)
+keep_slots(Order, OrderCold, Level, BookSide, Book)

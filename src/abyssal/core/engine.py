@@ -10,8 +10,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Final
 
-from abyssal.core import funding
+from abyssal.core import fastpath, funding, schedule
 from abyssal.core.book import Order
 from abyssal.core.instruments import Instruments, Pair
 from abyssal.core.matching import (
@@ -38,7 +39,6 @@ from abyssal.core.messages import (
     Event,
     Mode,
     ModeChanged,
-    OrderStarted,
     OrderStatus,
     OrderTriggered,
     OrderType,
@@ -79,6 +79,10 @@ from abyssal.core.placement import (
 from abyssal.core.state import EngineState
 from abyssal.core.triggers import due_now
 
+# compiled, a Final is a C static where an imported name is a dict lookup per use
+_PLACE_ORDER: Final = PlaceOrder
+_CANCEL_ORDERS: Final = CancelOrders
+
 
 class Engine:
     """One shard's engine. ``apply`` is the only way state changes."""
@@ -108,9 +112,17 @@ class Engine:
     # ------------------------------------------------------------------ entry point
     def apply(self, command: Command) -> list[Event]:
         events: list[Event] = []
-        self._advance(command.ts_ns, events)
-        self._handlers[type(command)](command, events)
         s = self.s
+        if s.expiries or s.starts or s.dms:  # skipped in the common case: nothing scheduled
+            schedule.advance(self, command.ts_ns, events)
+        kind = type(command)
+        # the two commands that dominate a busy book skip the handler table
+        if kind is _PLACE_ORDER:
+            self._on_place(command, events)  # type: ignore[arg-type]
+        elif kind is _CANCEL_ORDERS:
+            self._on_cancel(command, events)  # type: ignore[arg-type]
+        else:
+            self._handlers[kind](command, events)
         # stale heads (orders that closed before their time) would make the host send empty Ticks
         while s.expiries and s.orders.get(s.expiries[0][1]) is None:
             heapq.heappop(s.expiries)
@@ -125,41 +137,10 @@ class Engine:
         times.extend(s.dms.values())
         return min(times) if times else 0
 
-    # ------------------------------------------------------------------ time
-    def _advance(self, ts_ns: int, events: list[Event]) -> None:
-        s = self.s
-        if not s.expiries and not s.starts and not s.dms:  # the common case: nothing scheduled
-            return
-        while True:
-            t_exp = s.expiries[0][0] if s.expiries else None
-            t_start = s.starts[0][0] if s.starts else None
-            dms_key = min(s.dms, key=lambda k: (s.dms[k], k)) if s.dms else None
-            t_dms = s.dms[dms_key] if dms_key is not None else None
-            due = [t for t in (t_exp, t_start, t_dms) if t is not None and t <= ts_ns]
-            if not due:
-                return
-            first = min(due)
-            if t_exp == first:
-                _, no = heapq.heappop(s.expiries)
-                o = s.orders.get(no)
-                if o is not None and o.expire_ns == first:
-                    close_order(s, o, OrderStatus.expired, CloseReason.expired, first, events)
-            elif t_start == first:
-                _, no = heapq.heappop(s.starts)
-                o = s.orders.get(no)
-                if o is not None and o.start_ns == first:
-                    o.start_ns = 0
-                    events.append(OrderStarted(no, o.account, first))
-                    self._activate(o, first, events)
-            else:
-                assert dms_key is not None
-                del s.dms[dms_key]
-                events.append(TimerArmed(dms_key[0], dms_key[1], 0, first))
-                self._close_all(dms_key[0], CloseReason.dead_mans_switch, first, events)
-
     # ------------------------------------------------------------------ placing
     def _on_place(self, c: PlaceOrder, events: list[Event]) -> None:
-        self._place(c, events, -1)
+        if not fastpath.place_plain_limit(self, c, events):
+            self._place(c, events, -1)
 
     def _on_batch(self, c: PlaceBatch, events: list[Event]) -> None:
         for i, order in enumerate(c.orders):
@@ -218,8 +199,9 @@ class Engine:
         o.userref, o.cl_ord_id, o.stp = c.userref, c.cl_ord_id, c.stp
         acct.hold(hold_asset, hold)
         o.hold_minor = hold
-        s.orders[o.order_no] = o
-        acct.open[o.order_no] = o
+        key: Any = o.order_no  # compiled, boxed once: both indexes share one int object
+        s.orders[key] = o
+        acct.open[key] = o
         if c.cl_ord_id:
             acct.cl_ids[c.cl_ord_id] = o.order_no
         events.append(accepted_event(c, o, o.order_no, hold_asset, hold, status, False, bi))
@@ -258,7 +240,7 @@ class Engine:
             else:
                 o.visible_lots = min(o.display_lots, o.remaining_lots) if o.display_lots else o.remaining_lots
                 s.books[o.pair].side(o.is_buy).add(o)
-        if s.last_price[o.pair] != last_before:
+        if s.last_price[o.pair] != last_before and s.has_stops(o.pair):
             self._run_triggers(o.pair, ts_ns, events)
 
     def _execute_market(self, o: Order, pair: Pair, ts_ns: int, events: list[Event]) -> None:
@@ -325,6 +307,8 @@ class Engine:
     # ------------------------------------------------------------------ cancels and timers
     def _on_cancel(self, c: CancelOrders, events: list[Event]) -> None:
         s = self.s
+        if fastpath.cancel_one(s, c, events):
+            return
         acct = s.accounts.get(c.account)
         targets: set[int] = set()
         if acct is not None:

@@ -8,6 +8,7 @@ replaying the command log yields byte-identical events. Events are keyed by the 
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 import msgspec
 
@@ -132,11 +133,11 @@ class PriceKind(enum.IntEnum):
 
 
 # order flags (bit mask)
-FLAG_POST = 1
-FLAG_FCIB = 2
-FLAG_FCIQ = 4
-FLAG_NOMPP = 8
-FLAG_VIQC = 16
+FLAG_POST: Final = 1
+FLAG_FCIB: Final = 2
+FLAG_FCIQ: Final = 4
+FLAG_NOMPP: Final = 8
+FLAG_VIQC: Final = 16
 
 
 class Mode(enum.IntEnum):
@@ -196,6 +197,7 @@ class CloseReason(enum.IntEnum):
     insufficient_funds = 9
     amended_below_filled = 10
     replaced = 11
+    mode_refused = 12  # a scheduled order came due while the market's mode refused it
 
 
 # --------------------------------------------------------------------------------------------

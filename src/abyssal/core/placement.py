@@ -6,7 +6,7 @@ from typing import Final
 
 from abyssal.core.book import Order
 from abyssal.core.instruments import PPM, Pair, ceil_div
-from abyssal.core.matching import fee_from_hold, required_hold, walk_cost_raw
+from abyssal.core.matching import walk_cost_raw
 from abyssal.core.messages import (
     FLAG_FCIB,
     FLAG_FCIQ,
@@ -25,6 +25,7 @@ from abyssal.core.messages import (
     Stp,
     TimeInForce,
 )
+from abyssal.core.settlement import fee_from_hold, required_hold
 from abyssal.core.state import EngineState
 
 # Enum members used for every order, bound once: on CPython 3.11 each ``OrderStatus.closed``

@@ -12,12 +12,26 @@ from abyssal.core.book import Book, BookSide, Level, Order
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import PPM, Instruments
 from abyssal.core.messages import Mode
+from abyssal.core.snapshot_records import (
+    BODY_DECODER,
+    ENCODER,
+    ENVELOPE_DECODER,
+    FORMAT_VERSION,
+    HEADER_DECODER,
+    MAGIC,
+    ORDER_PLAIN,
+    AccountRec,
+    Body,
+    Envelope,
+    LevelRec,
+    OrderRec,
+    PairRec,
+    SnapshotError,
+)
 from abyssal.core.state import EngineState
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "SnapshotError", "restore", "snapshot", "state_hash"]
 
-MAGIC = "abyssal.engine.snapshot"
-FORMAT_VERSION = 1
 
 # Every field of the mutable state, and where it goes; the import-time checks below make a new slot
 # in the engine fail loudly here instead of silently missing from snapshots.
@@ -36,124 +50,6 @@ assert frozenset(Account.__slots__) == ACCOUNT_STORED, "Account changed: update 
 assert {*Level.__slots__, *BookSide.__slots__, *Book.__slots__} - {"pair"} == BOOK_STORED, "book changed"
 
 
-class SnapshotError(ValueError):
-    """A blob that cannot be restored: not a snapshot, corrupt, another format version, other markets."""
-
-
-class _Rec(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    pass
-
-
-class OrderRec(_Rec, frozen=True):
-    """Every slot of ``Order``; ``fee_num`` (fee rate times cost, beyond 64 bits) split at PPM."""
-
-    account: int
-    cl_ord_id: str
-    cost_raw: int
-    display_lots: int
-    expire_ns: int
-    fee_num_units: int  # fee_num // PPM
-    fee_num_rem: int  # fee_num % PPM
-    fee_paid_minor: int
-    filled_lots: int
-    flags: int
-    hold_minor: int
-    is_buy: bool
-    limit_ticks: int
-    opened_ns: int
-    order_no: int
-    ordertype: int
-    pair: int
-    paid_minor: int
-    price2_ticks: int
-    remaining_lots: int
-    resting: bool
-    start_ns: int
-    stop_ticks: int
-    stp: int
-    tif: int
-    trail_offset: int
-    trail_pct_ppm: int
-    trail_ref_ticks: int
-    triggered: bool
-    userref: int
-    visible_lots: int
-    volume_lots: int
-
-
-ORDER_PLAIN = tuple(name for name in Order.__slots__ if name != "fee_num")
-assert set(OrderRec.__struct_fields__) == {*ORDER_PLAIN, "fee_num_units", "fee_num_rem"}, "Order changed"
-
-
-class LevelRec(_Rec, frozen=True):
-    """One price level: its resting orders in queue order (its visible volume is their sum).
-
-    Tombstones (entries of closed orders that the deque drops lazily) are left out: matching,
-    unlink and depth skip them, and amend removes a re-priced order's old entry, so they are inert.
-    """
-
-    price_ticks: int
-    queue: list[int]  # order numbers, first in priority first
-
-
-class PairRec(_Rec, frozen=True):
-    last_price: int
-    trade_no: int
-    mode: int
-    bids: list[LevelRec]  # in BookSide.prices order: worst price first, best last
-    asks: list[LevelRec]
-    rise: list[tuple[int, int]]  # live (stop_ticks, order_no), sorted: a sorted list is a heap
-    fall: list[tuple[int, int]]  # live (-stop_ticks, order_no), sorted
-    trailing: list[int]  # order numbers in the dict's insertion order
-
-
-class AccountRec(_Rec, frozen=True):
-    number: int
-    total: list[int]
-    held: list[int]
-    open: list[int]  # order numbers in the dict's insertion order
-    cl_ids: list[tuple[str, int]]  # sorted
-    vol_days: list[tuple[int, int]]  # sorted
-    vol30: int
-    cur_day: int
-
-
-class Body(_Rec, frozen=True, omit_defaults=True):
-    asset_ids: list[str]
-    pair_ids: list[str]
-    next_order_no: int
-    amend_no: int
-    system_mode: int
-    accounts: list[AccountRec]  # by number
-    orders: list[OrderRec]  # by order number
-    pairs: list[PairRec]  # by pair index
-    expiries: list[tuple[int, int]]  # live (expire_ns, order_no), sorted
-    starts: list[tuple[int, int]]  # live (start_ns, order_no), sorted
-    dms: list[tuple[int, int, int]]  # (account, key_no, trigger_ns), sorted
-    # pending withdrawal holds (ref, account, asset, amount_minor), sorted; omitted when empty, so
-    # snapshots written before withdrawals were holds stay canonical and readable
-    withdrawals: list[tuple[str, int, int, int]] = []
-
-
-class Header(msgspec.Struct, array_like=True, frozen=True):
-    """The part every format version keeps, so that any version can be recognised and refused."""
-
-    magic: str
-    version: int
-
-
-class Envelope(Header, frozen=True, forbid_unknown_fields=True):
-    digest: bytes  # SHA-256 of body: a flipped bit anywhere is refused, not restored
-    body: bytes
-
-
-_encoder = msgspec.msgpack.Encoder()
-_header_decoder = msgspec.msgpack.Decoder(Header)
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
-_body_decoder = msgspec.msgpack.Decoder(Body)
-
-
-# ---------------------------------------------------------------------- snapshot
 def snapshot(engine: Engine) -> bytes:
     """The complete engine state as canonical bytes: equal states give equal bytes."""
     s = engine.s
@@ -180,10 +76,10 @@ def snapshot(engine: Engine) -> bytes:
     queued = [n for p in body.pairs for level in (*p.bids, *p.asks) for n in level.queue]
     assert sorted(queued) == [r.order_no for r in body.orders if r.resting], "book and resting orders differ"
     try:
-        raw = _encoder.encode(body)
+        raw = ENCODER.encode(body)
     except OverflowError as exc:  # the journal's 64-bit rule (config.UNITS_MAX) was broken upstream
         raise SnapshotError(f"engine state holds an integer beyond 64 bits: {exc}") from exc
-    blob = _encoder.encode(Envelope(MAGIC, FORMAT_VERSION, hashlib.sha256(raw).digest(), raw))
+    blob = ENCODER.encode(Envelope(MAGIC, FORMAT_VERSION, hashlib.sha256(raw).digest(), raw))
     assert len(blob) > len(raw)
     return blob
 
@@ -289,7 +185,7 @@ def restore(instruments: Instruments, blob: bytes) -> Engine:
 
 def _decode(blob: bytes) -> Body:
     try:
-        header = _header_decoder.decode(blob)
+        header = HEADER_DECODER.decode(blob)
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"not an engine snapshot: {exc}") from exc
     if header.magic != MAGIC:
@@ -299,10 +195,10 @@ def _decode(blob: bytes) -> Body:
             f"snapshot format version {header.version}; this build reads version {FORMAT_VERSION} only"
         )
     try:
-        envelope = _envelope_decoder.decode(blob)
+        envelope = ENVELOPE_DECODER.decode(blob)
         if hashlib.sha256(envelope.body).digest() != envelope.digest:
             raise SnapshotError("snapshot is corrupt: its digest does not match its body")
-        return _body_decoder.decode(envelope.body)
+        return BODY_DECODER.decode(envelope.body)
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"snapshot is corrupt: {exc}") from exc
 

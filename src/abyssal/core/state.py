@@ -111,6 +111,10 @@ class EngineState:
             return system
         return max(system, own, key=MODE_STRICTNESS.__getitem__)
 
+    def has_stops(self, pair: int) -> bool:
+        """Whether any untriggered stop waits on this pair (else a price move fires nothing)."""
+        return bool(self.trailing[pair] or self.rise[pair] or self.fall[pair])
+
     def register_trigger(self, order: Order) -> None:
         """File an untriggered stop under the direction that fires it."""
         t = order.ordertype
