@@ -99,6 +99,13 @@ FIELDS: Mapping[str, str] = {
     "data_dir": "data directory",
     "format": "a format name",
     "signal": "a signal name",
+    # scaled out (docs/scaled-out.md)
+    "role": "process role: embedded, gateway, marketdata, engine, ledger-writer, relay, notifier",
+    "node": "an engine replica's name in the leader lease",
+    "epoch": "the leader lease's epoch (raised at every change of holder)",
+    "topic": "a Kafka topic",
+    "offset": "a Kafka offset",
+    "request_id": "a gateway's id of a logged command, gateway:number",
 }
 SECRET_FIELDS: frozenset[str] = frozenset(
     {"api_secret", "secret", "api_sign", "signature", "authorization", "otp", "password", "token"}

@@ -269,7 +269,7 @@ class EngineNode:
         started = time.monotonic()
         tail = await asyncio.get_running_loop().run_in_executor(None, self._published_tail)
         if tail < self.seq and (not self.recent or self.recent[0][0] > tail + 1):
-            log.warning("engine_rebuild_for_takeover", published=tail, applied=self.seq)
+            log.warning("engine_rebuild_for_takeover", last_seq=tail, seq=self.seq)
             await self._restore(tail)  # replays from Kafka; records after `tail` publish as they apply
         # from here to `leader = True` nothing yields: the apply loop cannot publish in between
         self.queued_seq = self.published_seq = tail
@@ -280,8 +280,8 @@ class EngineNode:
         self.phase = "leading"
         await asyncio.gather(*backlog)
         self.published_seq = max(self.published_seq, self.queued_seq)
-        log.info("engine_leading", node=self.node_id, epoch=self.lease.epoch, published_from=tail + 1,
-                 seq=self.seq, took_ms=round((time.monotonic() - started) * 1000, 1))  # fmt: skip
+        log.info("engine_leading", node=self.node_id, epoch=self.lease.epoch, first_seq=tail + 1,
+                 seq=self.seq, duration_us=round((time.monotonic() - started) * 1e6))  # fmt: skip
 
     def _published_tail(self) -> int:
         high = end_offset(self.bus, self.ev_topic)

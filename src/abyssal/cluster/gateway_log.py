@@ -138,7 +138,7 @@ class LogSequencer:
             try:
                 seq, events = await asyncio.wait_for(answer, RESULT_TIMEOUT_S)
             except TimeoutError:  # logged, so it will be applied; the client is told it is unknown
-                log.warning("command_result_timeout", rid=rid)
+                log.warning("command_result_timeout", request_id=rid)
                 raise Unavailable() from None
         finally:
             self._pending.pop(rid, None)
@@ -245,4 +245,4 @@ class LogSequencer:
         started = time.monotonic()
         await self.wait_applied(store_seq, timeout_s)
         if time.monotonic() - started > 1.0:
-            log.warning("replica_lagging", seq=self.applied, wanted=store_seq)
+            log.warning("replica_lagging", seq=self.applied, last_seq=store_seq)

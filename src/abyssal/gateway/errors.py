@@ -42,6 +42,7 @@ CLOSE_REASON_TEXT: dict[CloseReason, str | None] = {
     CloseReason.insufficient_funds: "Insufficient funds",
     CloseReason.amended_below_filled: "Amended below executed volume",
     CloseReason.replaced: "Order replaced",
+    CloseReason.mode_refused: "Market not accepting this order type",
 }
 
 

@@ -132,6 +132,7 @@ class Exchange:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await loop.run_in_executor(None, open_store, self.database, self.data_dir)
         self.phase = "recovering"
+        replayed = 0  # a gateway's replica replays the record in recover_consistent
         if self.role in ("gateway", "marketdata"):
             from abyssal.cluster.gateway_setup import open_gateway
 
@@ -139,7 +140,7 @@ class Exchange:
         else:
             recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
             balances = await loop.run_in_executor(None, self.store.load_balances)
-            engine = recovered.engine
+            engine, replayed = recovered.engine, recovered.replayed
             self.sequencer = self._embedded_sequencer(recovered, balances)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
         self.keys = KeyRing(self.store, SecretBox(master))
@@ -157,7 +158,8 @@ class Exchange:
         if self.shared is None:  # a gateway's nonces are checked and kept in PostgreSQL at once
             self._flusher = asyncio.create_task(self._flush_nonces_forever())
         await self._open_payments()
-        log.info("exchange_open", seq=self.sequencer.next_seq - 1, role=self.role, url=redact(self.database))
+        log.info("exchange_open", seq=self.sequencer.next_seq - 1, replayed=replayed, role=self.role,
+                 url=redact(self.database))  # fmt: skip
         self.opened = True
         self.phase = "ready"
         for hook in self.on_ready:
