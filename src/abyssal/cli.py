@@ -16,6 +16,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_DATA_DIR = Path("./abyssal-data")
 ADMIN_TIMEOUT_S = 30
 WS_FRAME_BYTES_MAX = 256 * 1024
+KEEP_ALIVE_S = 65
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,6 +223,9 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,  # uvicorn's records go through configure_logging's handler
             access_log=False,
             timeout_graceful_shutdown=10,
+            # idle keep-alive connections stay open longer than a load balancer's idle timeout
+            # (60 s on most), so the balancer, not the server, closes them: no request races a close
+            timeout_keep_alive=KEEP_ALIVE_S,
             # WebSocket: no per-message deflate (fan-out writes one pre-built frame per broadcast;
             # see docs/adr/0004-websocket.md) and frames bounded well below uvicorn's 16 MiB default
             ws_per_message_deflate=False,
