@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import free_port, terminate
 
 READY_TIMEOUT_S = 10.0
 
@@ -67,13 +67,7 @@ class Tansu:
         raise RuntimeError(f"tansu did not listen on {self.port}:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10.0)
         self.proc = None
 
     def log(self) -> str:
