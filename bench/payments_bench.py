@@ -45,17 +45,9 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from machine import cpu_model, process_cpu_s
+from percentile import percentile
 from tests.harness import Server
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 async def _drive(
@@ -139,12 +131,6 @@ async def _service(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
     return lat, done, failures, capture_s, rlat, replayed, rfail, replay_s, audit
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (load-independent, unlike wall time)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _http(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
     server = Server(data, database=args.database)
     server.start()
@@ -154,12 +140,12 @@ def _http(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
             server.account(f"t{i}")
             tokens.append(server.admin("POST", "/admin/payments/tokens", {"account": f"t{i}"})["token"])
         assert server.proc is not None
-        cpu0 = _cpu_s(server.proc.pid)
+        cpu0 = process_cpu_s(server.proc.pid)
         t0 = time.perf_counter()
         lat, done, failures = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, []))
         capture_s = time.perf_counter() - t0
         time.sleep(1.0)  # the relay and consumer finish the captures' events
-        cpu_ms = (_cpu_s(server.proc.pid) - cpu0) * 1000 / max(1, len(done))
+        cpu_ms = (process_cpu_s(server.proc.pid) - cpu0) * 1000 / max(1, len(done))
         print(f"server CPU per capture (incl. its relay/consumer work): {cpu_ms:.2f} ms")
         t0 = time.perf_counter()
         rlat, replayed, rfail = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, done))
@@ -170,9 +156,8 @@ def _http(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
     return lat, done, failures, capture_s, rlat, replayed, rfail, replay_s, audit
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+def _pct_ms(latencies_s: list[float], pct: float) -> float:
+    return percentile(sorted(latencies_s), pct) * 1000
 
 
 def main() -> int:
@@ -200,16 +185,16 @@ def main() -> int:
     conn.close()
     expected_minor = int(Decimal("1.25") * 10**4) * len(done)  # 12_500 minor units (USD: 4 decimals)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"python {platform.python_version()} on {_cpu()} ({platform.machine()}), nproc {os.cpu_count()}, "
-          f"load {load}, {'postgresql' if args.database else 'sqlite'}, "
+    print(f"python {platform.python_version()} on {cpu_model()} ({platform.machine()}), "
+          f"nproc {os.cpu_count()}, load {load}, {'postgresql' if args.database else 'sqlite'}, "
           f"{'in process' if args.in_process else 'HTTP'}")  # fmt: skip
     print(
         f"captures: {len(done)} in {capture_s:.1f}s = {len(done) / capture_s:,.0f}/s  "
-        f"p50 {_pct(lat, 0.5):.1f} ms  p99 {_pct(lat, 0.99):.1f} ms  ({args.connections} connections)"
+        f"p50 {_pct_ms(lat, 50):.1f} ms  p99 {_pct_ms(lat, 99):.1f} ms  ({args.connections} connections)"
     )
     print(
         f"replays:  {len(replayed)} in {replay_s:.1f}s = {len(replayed) / replay_s:,.0f}/s  "
-        f"p50 {_pct(rlat, 0.5):.1f} ms  p99 {_pct(rlat, 0.99):.1f} ms"
+        f"p50 {_pct_ms(rlat, 50):.1f} ms  p99 {_pct_ms(rlat, 99):.1f} ms"
     )
     problems = []
     if failures or rfail:

@@ -55,15 +55,19 @@ class Signer:
 
     def private(self, server: Server, key: Key, method: str, params: dict[str, str]) -> Any:
         """One signed call with urllib (setup and checks only, never timed)."""
-        nonce = self.nonce()
-        body = urllib.parse.urlencode({"nonce": str(nonce), **params}).encode()
-        path = f"/0/private/{method}"
-        req = urllib.request.Request(server.url + path, data=body, method="POST")
-        req.add_header("API-Key", key.api_key)
-        req.add_header("API-Sign", sign(key.secret_b64, path, str(nonce), body))
-        req.add_header("Content-Type", "application/x-www-form-urlencoded")
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read())
+        return private_call(server.url, key, self.nonce(), method, params)
+
+
+def private_call(url: str, key: Key, nonce: int, method: str, params: dict[str, str]) -> Any:
+    """One signed private call with urllib to the server at ``url`` (setup and checks, never timed)."""
+    body = urllib.parse.urlencode({"nonce": str(nonce), **params}).encode()
+    path = f"/0/private/{method}"
+    req = urllib.request.Request(url + path, data=body, method="POST")
+    req.add_header("API-Key", key.api_key)
+    req.add_header("API-Sign", sign(key.secret_b64, path, str(nonce), body))
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
 
 
 def raw_add_order(host: str, api_key: str, signature: str, body: str) -> bytes:
