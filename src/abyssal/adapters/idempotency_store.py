@@ -30,6 +30,10 @@ class IdempotencyKeys:
     """The idempotency part of SqlitePaymentStore (a mixin: ``store`` is set by the store)."""
 
     store: Store
+    # True when this process is the only one serving payments on the database (embedded): a key
+    # another owner holds belongs to a process that is gone, and is resumed at once. False for
+    # scaled-out gateways: another owner may be a live gateway, so only a stale lock is taken over.
+    exclusive: bool = True
 
     def claim(
         self, tenant: int, source: str, key: str, fingerprint: str, owner: str, now_ns: int, stale_ns: int
@@ -72,7 +76,7 @@ class IdempotencyKeys:
             return IdempotencyClaim("mismatch", int(kid), payment_id)
         if state == "done":
             return IdempotencyClaim("replay", int(kid), payment_id, int(code), bytes(body))
-        if holder == owner and now_ns - int(locked) < stale_ns:
+        if now_ns - int(locked) < stale_ns and (holder == owner or not self.exclusive):
             return IdempotencyClaim("in_flight", int(kid), payment_id)
         # the holder crashed (another process instance) or its lock went stale: take it over
         c.execute("UPDATE idempotency_keys SET owner = ?, locked_ns = ? WHERE id = ?", (owner, now_ns, kid))

@@ -110,6 +110,14 @@ class FundingSettings:
         with self.store.transaction() as c:
             c.execute("INSERT INTO payment_tokens VALUES (?,?,?)", (token_sha256, account, now_ns))
 
+    def token_account(self, token_sha256: str) -> int | None:
+        row = (
+            self.store.conn()
+            .execute("SELECT account FROM payment_tokens WHERE token_sha256 = ?", (token_sha256,))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
     def tokens(self) -> dict[str, int]:
         return {
             str(t): int(a)

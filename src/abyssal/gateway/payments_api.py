@@ -77,7 +77,7 @@ async def handle_v1(
         if path == "/v1/openapi.json" and method == "GET":
             await _send(send, 200, _openapi_body)
             return
-        account = _authenticate(exchange, scope)
+        account = await _authenticate(exchange, scope)
         if body is None:
             raise V1Error(413, "body_too_large", f"the body exceeds {V1_BODY_BYTES_MAX} bytes")
         answer = await _route(exchange, account, path, method, scope, body)
@@ -87,10 +87,15 @@ async def handle_v1(
     await _send(send, answer.status, answer.body, answer.replayed)
 
 
-def _authenticate(exchange: Exchange, scope: Scope) -> int:
+async def _authenticate(exchange: Exchange, scope: Scope) -> int:
     auth = _header(scope, b"authorization") or ""
     token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
-    account = exchange.payment_tokens.get(hashlib.sha256(token.encode()).hexdigest()) if token else None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    account = exchange.payment_tokens.get(digest) if token else None
+    if account is None and token and exchange.shared is not None:  # made on another gateway
+        account = await exchange.payment_io(exchange.payment_store.token_account, digest)
+        if account is not None:
+            exchange.payment_tokens[digest] = account
     if account is None:
         raise V1Error(401, "unauthorized", "a valid bearer token is required")
     return account

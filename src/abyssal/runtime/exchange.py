@@ -185,6 +185,7 @@ class Exchange:
 
         The adapters run on the Store port: SQLite and PostgreSQL alike."""
         self.payment_store = SqlitePaymentStore(self.store)
+        self.payment_store.exclusive = self.role == "embedded"  # gateways share the database
         self.webhook_store = SqliteWebhookStore(self.store)
         self.payment_tokens = await self.payment_io(self.payment_store.tokens)
         self.payments = PaymentService(self.payment_store, self.instruments, self.execute, self.payment_io)
