@@ -27,7 +27,7 @@ import structlog
 
 from abyssal.adapters.store import Store, open_store
 from abyssal.cluster import schema
-from abyssal.cluster.kafka_log import LogProducer, PartitionReader, end_offset, ensure_topics, read_at
+from abyssal.cluster.kafka_log import LogProducer, PartitionReader, ensure_topics, last_record
 from abyssal.cluster.lease import Lease
 from abyssal.cluster.records import (
     HEADER_EPOCH,
@@ -284,13 +284,8 @@ class EngineNode:
                  seq=self.seq, duration_us=round((time.monotonic() - started) * 1e6))  # fmt: skip
 
     def _published_tail(self) -> int:
-        high = end_offset(self.bus, self.ev_topic)
-        if high == 0:
-            return 0
-        rec = read_at(self.bus, self.ev_topic, high - 1)
-        if rec is None:
-            raise RuntimeError("cannot read the event topic's last record")
-        return int(record_decoder.decode(rec.value).seq)
+        rec = last_record(self.bus, self.ev_topic)
+        return 0 if rec is None else int(record_decoder.decode(rec.value).seq)
 
     async def _tick_forever(self) -> None:
         """The leader sends a Tick when a deadline (GTD, scheduled start, dead man's switch) passes."""

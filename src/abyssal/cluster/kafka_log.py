@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Final
@@ -38,6 +39,7 @@ READ_BATCH_MAX: Final = 1_000
 READ_QUEUE_BATCHES: Final = 64
 READ_POLL_S: Final = 0.1
 ADMIN_TIMEOUT_S: Final = 10.0
+LAST_QUIET_S: Final = 0.2  # no record for this long after the last one: the end of the partition
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -97,13 +99,12 @@ class LogProducer:
         def delivered(err: KafkaError | None, msg: Message) -> None:  # on the poll thread
             loop.call_soon_threadsafe(_settle, future, err, msg.offset())
 
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=delivered, headers=list(headers),
-                                       partition=0)  # fmt: skip
-                return future
-            except BufferError:  # librdkafka's queue is full: the caller is refused at once
-                raise LogUnavailable("producer queue full") from None
+        try:
+            self._producer.produce(topic, value, key, on_delivery=delivered, headers=list(headers),
+                                   partition=0)  # fmt: skip
+        except BufferError:  # librdkafka's queue is full: the caller is refused at once
+            raise LogUnavailable("producer queue full") from None
+        return future
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()) -> int:
         future = self.send_nowait(topic, value, key, headers)
@@ -168,20 +169,29 @@ def end_offset(url: str, topic: str) -> int:
         c.close()
 
 
-def read_at(url: str, topic: str, offset: int, timeout_s: float = ADMIN_TIMEOUT_S) -> Record | None:
-    """The one record at ``offset`` (blocking), or None if it does not arrive in time."""
-    c = _consumer(url, "abyssal-read-at")
-    try:
-        c.assign([TopicPartition(topic, 0, offset)])
-        loop_deadline = timeout_s
-        while loop_deadline > 0:
-            msg = c.poll(READ_POLL_S)
-            loop_deadline -= READ_POLL_S
-            if msg is None:
-                continue
-            if msg.error() is None:
-                return _record(msg)
+def last_record(url: str, topic: str, timeout_s: float = ADMIN_TIMEOUT_S) -> Record | None:
+    """The partition's last record (blocking); None if it is empty.
+
+    Reads from the high watermark's record to the end: some brokers (Tansu) report the watermark
+    of the last record *batch*, so the record at ``high - 1`` may not be the last one."""
+    high = end_offset(url, topic)
+    if high == 0:
         return None
+    c = _consumer(url, "abyssal-last-record")
+    last: Record | None = None
+    try:
+        c.assign([TopicPartition(topic, 0, high - 1)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msgs = c.consume(READ_BATCH_MAX, READ_POLL_S if last is None else LAST_QUIET_S)
+            found = [m for m in msgs if m.error() is None]
+            if found:
+                last = _record(found[-1])
+            elif last is not None:
+                return last  # nothing more arrived: the end
+        if last is None:
+            raise LogUnavailable(f"cannot read the last record of {topic}")
+        return last
     finally:
         c.close()
 
