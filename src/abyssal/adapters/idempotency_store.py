@@ -7,8 +7,13 @@ Runs on the Store port (SQLite and PostgreSQL alike, see sqlite_payments.py). A 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from abyssal.adapters.store import DbConnection, Store
 from abyssal.ports import IdempotencyClaim
+
+T = TypeVar("T")
 
 CLAIM_ATTEMPTS_MAX = 3  # a key reaped between our INSERT and our SELECT: insert again
 
@@ -41,11 +46,17 @@ class IdempotencyKeys:
         seen = self.existing_key(tenant, source, key, fingerprint)  # replays need no write lock
         if seen is not None:
             return seen
+        return self.until_claimed(
+            key, lambda c: self.claim_in(c, tenant, source, key, fingerprint, owner, now_ns, stale_ns)
+        )
+
+    def until_claimed(self, key: str, attempt: Callable[[DbConnection], T | None]) -> T:
+        """Run ``attempt`` in a transaction of its own until the key stops vanishing under the reaper."""
         for _ in range(CLAIM_ATTEMPTS_MAX):
             with self.store.transaction() as c:
-                claimed = self.claim_in(c, tenant, source, key, fingerprint, owner, now_ns, stale_ns)
-            if claimed is not None:
-                return claimed
+                got = attempt(c)
+            if got is not None:
+                return got
         raise RuntimeError(f"idempotency key {key!r} kept vanishing under the reaper")
 
     def claim_in(

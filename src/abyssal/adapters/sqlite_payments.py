@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from abyssal.adapters.idempotency_store import CLAIM_ATTEMPTS_MAX, IdempotencyKeys, finish_in
+from abyssal.adapters.idempotency_store import IdempotencyKeys, finish_in
 from abyssal.adapters.outbox_store import OutboxTable, write_event
 from abyssal.adapters.payments_settings import FundingSettings
 from abyssal.adapters.sqlite import SqliteStore
@@ -87,13 +87,8 @@ class SqlitePaymentStore(IdempotencyKeys, FundingSettings, OutboxTable):
         seen = self.existing_key(tenant, source, key, fingerprint)
         if seen is not None:
             return seen, None
-        for _ in range(CLAIM_ATTEMPTS_MAX):
-            with self.store.transaction() as c:
-                args = (tenant, source, key, fingerprint, owner, now_ns, stale_ns, new, event)
-                got = self.claim_and_open_in(c, *args)
-            if got is not None:
-                return got
-        raise RuntimeError(f"idempotency key {key!r} kept vanishing under the reaper")
+        args = (tenant, source, key, fingerprint, owner, now_ns, stale_ns, new, event)
+        return self.until_claimed(key, lambda c: self.claim_and_open_in(c, *args))
 
     def claim_and_open_in(
         self,
