@@ -133,6 +133,29 @@ def test_same_batches_leave_identical_tables_and_recover_to_the_same_state(
     lite.close()
 
 
+def test_a_snapshot_written_on_its_own_touches_nothing_else(pg_store: PostgresStore, tmp_path: Path) -> None:
+    """``write_snapshot`` (the sequencer's background snapshots): same row on both, offsets unchanged."""
+    instruments = load_config(None).instruments
+    lite = SqliteStore(tmp_path / "abyssal.db")
+    for record in batches(instruments, commands(instruments, 120), size=40, snapshot_every=10**9):
+        lite.write_batch(record)
+        pg_store.write_batch(record)
+    last = lite.last_seq()
+    blob = snapshot(recover(lite, instruments).engine)
+    digest = hashlib.sha256(blob).hexdigest()
+    for store in (lite, pg_store):
+        before = dump(store)
+        store.write_snapshot(last, digest, blob)
+        after = dump(store)
+        assert after["snapshots"] == [(last, digest, blob)]
+        assert {t: rows for t, rows in after.items() if t != "snapshots"} == {
+            t: rows for t, rows in before.items() if t != "snapshots"
+        }
+        recovered = recover(store, instruments)
+        assert recovered.last_snapshot_seq == last and recovered.replayed == 0
+    lite.close()
+
+
 def test_shared_read_sql_returns_the_same_rows(pg_store: PostgresStore, tmp_path: Path) -> None:
     instruments = load_config(None).instruments
     lite = SqliteStore(tmp_path / "abyssal.db")

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.adapt import Buffer
 from psycopg.types.numeric import NumericBinaryLoader, NumericLoader
 
-from abyssal.adapters.postgres_batch import BUMP_NONCES, batch_statements
+from abyssal.adapters.postgres_batch import BUMP_NONCES, UPSERT_SNAPSHOT, batch_statements
 from abyssal.adapters.postgres_schema import migrate
 from abyssal.adapters.sqlite import BatchRecord
 
@@ -195,6 +195,12 @@ class PostgresStore:
                     cur.executemany(sql, params)
                 else:
                     cur.execute(sql, params)
+
+    def write_snapshot(self, seq: int, state_hash: str, body: bytes) -> None:
+        """A snapshot on its own (taken in the background): its seq must already be committed."""
+        c = self.conn().raw
+        with c.transaction(), c.cursor(binary=True) as cur:
+            cur.execute(UPSERT_SNAPSHOT, (seq, state_hash, body))
 
     # -- small writes the gateway makes ------------------------------------------------------
     def bump_nonces(self, changed: list[tuple[int, int]]) -> None:

@@ -51,6 +51,11 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous
         self._local = threading.local()
+        # One writer at a time in this process: threads queue here and wake as soon as the lock is
+        # free, instead of meeting SQLITE_BUSY and sleeping in SQLite's busy handler (1, 2, 5, 10 ms
+        # ...), which measured 15-20 % of the sequencer's commits waiting a millisecond or more
+        # behind the outbox relay. Other processes still meet the busy handler.
+        self._write_lock = threading.RLock()
         with self._writer_conn() as conn:
             migrate(conn)
 
@@ -70,13 +75,14 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         c = self.conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        with self._write_lock:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
 
     def close(self) -> None:
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -131,6 +137,11 @@ class SqliteStore:
                 )
             if b.snapshot is not None:
                 c.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", b.snapshot)
+
+    def write_snapshot(self, seq: int, state_hash: str, body: bytes) -> None:
+        """A snapshot on its own (taken in the background): its seq must already be committed."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (seq, state_hash, body))
 
     # -- recovery ----------------------------------------------------------------------------
     def latest_snapshot(self) -> tuple[int, str, bytes] | None:

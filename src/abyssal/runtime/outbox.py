@@ -27,6 +27,9 @@ log = structlog.get_logger("abyssal.outbox")
 
 BATCH_ROWS_MAX = 500
 POLL_INTERVAL_S = 0.02
+# Woken by every committed batch, the relay still runs at most once per gap: each run's mark is a
+# write transaction of its own, and one per batch would double the commits the sequencer competes with.
+RUN_GAP_S = 0.01
 RETRY_PAUSE_S_MAX = 5.0
 RETENTION_S = 3_600
 PURGE_ROWS_MAX = 10_000
@@ -88,6 +91,7 @@ class OutboxRelay:
         pause = self.poll_interval_s
         last_purge = time.monotonic()
         while True:
+            started = time.monotonic()
             try:
                 count = await self.run_once()
                 pause = self.poll_interval_s
@@ -109,3 +113,6 @@ class OutboxRelay:
                         await self.wake.wait()
                 except TimeoutError:
                     pass
+                gap = RUN_GAP_S - (time.monotonic() - started)
+                if gap > 0:
+                    await asyncio.sleep(gap)

@@ -37,6 +37,7 @@ from abyssal.core.messages import (
 )
 from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
+from abyssal.runtime.snapshot_fork import BackgroundSnapshots
 from abyssal.runtime.telemetry import observe_batch
 
 log = structlog.get_logger("abyssal.sequencer")
@@ -72,17 +73,8 @@ class _Item:
         self.trace = trace  # the submitting request's trace: its id goes into the command's log record
 
 
-def _timed_write(store: Store, record: BatchRecord, engine: Engine | None) -> tuple[int, int]:
-    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch.
-
-    With ``engine`` given, the batch carries a snapshot of it, taken here (the sequencer applies
-    nothing until this batch is committed).
-    """
-    if engine is not None:
-        from abyssal.core.snapshot import snapshot
-
-        blob = snapshot(engine)
-        record.snapshot = (record.snapshot_due, hashlib.sha256(blob).hexdigest(), blob)
+def _timed_write(store: Store, record: BatchRecord) -> tuple[int, int]:
+    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch."""
     start_ns = time.time_ns()
     store.write_batch(record)
     return start_ns, time.time_ns()
@@ -130,6 +122,7 @@ class Sequencer:
         self.listeners: list[BatchListener] = []
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=intake_queue_max)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abyssal-writer")
+        self.snapshots = BackgroundSnapshots(store.write_snapshot, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
         self.commands_committed = 0
@@ -150,6 +143,7 @@ class Sequencer:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._drain_unavailable()
+        await self.snapshots.close()
         if finished and snapshot and not self.failed:
             try:
                 await self._write_final_snapshot()
@@ -167,18 +161,21 @@ class Sequencer:
         last = self.next_seq - 1
         if last <= self.last_snapshot_seq:
             return
+        size = await self._snapshot_inline(last)
+        self.last_snapshot_seq = last
+        log.info("shutdown_snapshot_written", seq=last, bytes=size)
+
+    async def _snapshot_inline(self, seq: int) -> int:
+        """Serialise and write the engine at ``seq`` in the writer thread; the caller applies nothing
+        meanwhile. Returns the snapshot's size."""
         from abyssal.core.snapshot import snapshot
 
         def write() -> int:
-            blob = snapshot(self.engine)  # in the writer thread: the engine no longer changes
-            record = BatchRecord(self.next_seq, [], [], Rows(), {})
-            record.snapshot = (last, hashlib.sha256(blob).hexdigest(), blob)
-            self.store.write_batch(record)
+            blob = snapshot(self.engine)
+            self.store.write_snapshot(seq, hashlib.sha256(blob).hexdigest(), blob)
             return len(blob)
 
-        size = await asyncio.get_running_loop().run_in_executor(self._writer, write)
-        self.last_snapshot_seq = last
-        log.info("shutdown_snapshot_written", seq=last, bytes=size)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, write)
 
     # -- intake ------------------------------------------------------------------------------
     def submit(self, command: Command, nonce: tuple[int, int] | None = None) -> asyncio.Future[list[Event]]:
@@ -217,8 +214,10 @@ class Sequencer:
     async def _run(self) -> None:
         """Apply batch N+1 while batch N commits (one batch in flight), acknowledge in order.
 
-        A batch that carries a snapshot is committed before anything else is applied: the
-        writer thread serialises the engine, which must not change meanwhile.
+        Where a snapshot is due, a forked child serialises the engine as it is at this batch's end
+        (runtime/snapshot_fork.py) and the loop goes on. Without fork, the batch that carries the
+        snapshot is committed before anything else is applied: the writer thread serialises the
+        engine, which must not change meanwhile.
         """
         while True:
             if self._inflight is not None and self._queue.empty():
@@ -240,15 +239,18 @@ class Sequencer:
                 if self.failed:
                     self._fail(items)
                     return
-            write = asyncio.get_running_loop().run_in_executor(
-                self._writer, _timed_write, self.store, record, self.engine if record.snapshot_due else None
-            )
+            write = asyncio.get_running_loop().run_in_executor(self._writer, _timed_write, self.store, record)
             self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
-            if record.snapshot_due:
-                await self._finish(self._inflight)
+            due = record.snapshot_due
+            if due and not self.snapshots.start(self.engine, due, write):
+                await self._finish(self._inflight)  # inline: the engine must not change meanwhile
                 self._inflight = None
                 if self.failed:
                     return
+                try:
+                    await self._snapshot_inline(due)
+                except Exception as exc:  # the log is complete without it; recovery replays more
+                    log.error("snapshot_failed", error=repr(exc), seq=due)
 
     async def _finish(self, b: _Inflight) -> None:
         """Wait for a batch's commit, then acknowledge it and tell the listeners."""
@@ -321,7 +323,8 @@ class Sequencer:
                 nonces[key_no] = max(nonce, nonces.get(key_no, 0))
         record = BatchRecord(first_seq, command_rows, event_rows, rows, nonces)
         last = self.next_seq - 1
-        if self.snapshot_every_commands and last - self.last_snapshot_seq >= self.snapshot_every_commands:
-            record.snapshot_due = last  # serialised in the writer thread, off the event loop
+        due = self.snapshot_every_commands and last - self.last_snapshot_seq >= self.snapshot_every_commands
+        if due and not self.snapshots.busy:  # busy: the previous child still runs; the next batch retries
+            record.snapshot_due = last  # see _run: a forked child, or inline after the commit
             self.last_snapshot_seq = last
         return record, results
