@@ -70,13 +70,31 @@ def _no_constant(name: str) -> object:
 def _parse_form(raw: bytes) -> dict[str, object]:
     try:
         text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=FIELDS_MAX)
+        pairs = _plain_pairs(text)
+        if pairs is None:
+            pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=FIELDS_MAX)
     except ValueError:  # bad UTF-8, raw or percent-encoded, or too many fields
         raise ParamError(INVALID_ARGUMENTS) from None
+    if not any("[" in key for key, _ in pairs):  # the usual flat body: no nesting to resolve
+        flat: dict[str, object] = {}
+        for key, value in pairs:
+            if key in flat:
+                raise invalid(key)
+            flat[key] = value
+        return flat
     root: dict[str, object] = {}
     for key, value in pairs:
         _insert(root, _key_path(key), value)
     return {key: _listify(value) for key, value in root.items()}
+
+
+def _plain_pairs(text: str) -> list[tuple[str, str]] | None:
+    """``parse_qsl``'s answer for a body with nothing to unescape (``%`` or ``+``); else None."""
+    if "%" in text or "+" in text:
+        return None
+    if text.count("&") >= FIELDS_MAX:  # parse_qsl's count: separators + 1, empty fields included
+        raise ValueError("too many fields")
+    return [(key, value) for key, _, value in (p.partition("=") for p in text.split("&") if p)]
 
 
 def _key_path(key: str) -> list[str]:

@@ -47,6 +47,7 @@ __all__ = ["command_fields", "command_name", "event_fields", "observe_batch"]
 
 _command_children: dict[type, Counter] = {}
 _reject_children: dict[int, Counter] = {}
+_fill_children: dict[str, Counter] = {}
 _batch_log = structlog.get_logger("abyssal.sequencer")
 
 
@@ -78,13 +79,24 @@ def observe_batch(
     BATCH_COMMANDS.observe(n)
     APPLY_SECONDS.observe(apply_ns / 1e9)
     COMMIT_SECONDS.observe((commit_window_ns[1] - commit_window_ns[0]) / 1e9)
+    # counted locally, then one inc per label: each inc takes the metric's lock
+    kinds: dict[type, int] = {}
+    rejects: dict[int, int] = {}
+    fills: dict[int, int] = {}
     for _, command, events in results:
-        _command_counter(type(command)).inc()
+        kind = type(command)
+        kinds[kind] = kinds.get(kind, 0) + 1
         for e in events:
             if type(e) is Rejected:
-                _rejects(e.reason).inc()
+                rejects[e.reason] = rejects.get(e.reason, 0) + 1
             elif type(e) is Fill:
-                FILLS.labels(pair_names[e.pair]).inc()
+                fills[e.pair] = fills.get(e.pair, 0) + 1
+    for kind, count in kinds.items():
+        _command_counter(kind).inc(count)
+    for reason, count in rejects.items():
+        _rejects(reason).inc(count)
+    for pair, count in fills.items():
+        _fills(pair_names[pair]).inc(count)
     debug = debug_enabled()
     if not (debug or tracing.enabled()):
         return
@@ -102,6 +114,13 @@ def observe_batch(
                 commit_window_ns=commit_window_ns,
                 batch_commands=n,
             )
+
+
+def _fills(pair_name: str) -> Counter:
+    child = _fill_children.get(pair_name)
+    if child is None:
+        child = _fill_children[pair_name] = FILLS.labels(pair_name)
+    return child
 
 
 def _rejects(reason: int) -> Counter:
