@@ -99,6 +99,12 @@ class CandleSeries:
 
     def add_trade(self, time_ns: int, price_ticks: int, volume_lots: int) -> Candle:
         """Fold one trade in (trades arrive in time order); return a copy of the current candle."""
+        self.fold(time_ns, price_ticks, volume_lots)
+        assert self._current is not None
+        return replace(self._current)
+
+    def fold(self, time_ns: int, price_ticks: int, volume_lots: int) -> None:
+        """``add_trade`` without the copy (the market views fold every trade into nine series)."""
         assert price_ticks > 0
         assert volume_lots > 0
         start_s = self.start_of(time_ns)
@@ -111,7 +117,6 @@ class CandleSeries:
         assert start_s == current.start_s, "trades must arrive in time order"
         current.add(price_ticks, volume_lots)
         assert len(self._committed) < self.candles_max
-        return replace(current)
 
     def current(self, now_ns: int) -> Candle | None:
         """The uncommitted candle at ``now_ns`` (flat at the last close after a quiet spell)."""
@@ -167,7 +172,7 @@ class Candles:
 
     def add_trade(self, time_ns: int, price_ticks: int, volume_lots: int) -> None:
         for series in self.series.values():
-            series.add_trade(time_ns, price_ticks, volume_lots)
+            series.fold(time_ns, price_ticks, volume_lots)
 
     def __getitem__(self, interval_min: int) -> CandleSeries:
         return self.series[interval_min]
