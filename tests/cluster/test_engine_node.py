@@ -18,19 +18,21 @@ from abyssal.cluster.records import commands_topic, events_topic, record_decoder
 from abyssal.config import load_config
 from abyssal.core.engine import Engine
 from abyssal.core.messages import Deposit, command_encoder, events_encoder
+from abyssal.core.snapshot import state_hash
 
 pytestmark = pytest.mark.slow
 COMMANDS = 40
+
+
+def _deposit(i: int) -> Deposit:
+    return Deposit(ts_ns=1_000 + i, account=1 + i % 3, asset=0, amount_minor=100 + i, ref=f"d{i}")
 
 
 def _log_commands(broker: Tansu, n: int) -> list[Deposit]:
     broker.create_topic(commands_topic(0), 1)
     broker.create_topic(events_topic(0), 1)
     p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
-    sent = [
-        Deposit(ts_ns=1_000 + i, account=1 + i % 3, asset=0, amount_minor=100 + i, ref=f"d{i}")
-        for i in range(n)
-    ]
+    sent = [_deposit(i) for i in range(n)]
     for c in sent:
         p.produce(commands_topic(0), command_encoder.encode(c), partition=0)
     assert p.flush(10) == 0
@@ -86,3 +88,52 @@ def test_takeover_publishes_every_seq_after_the_tail_in_order(
     for (seq, command, events), original in zip(records, sent, strict=True):
         assert command == command_encoder.encode(original)  # stamps already increase: kept as sent
         assert events == events_encoder.encode(reference.apply(original)), seq
+
+
+def test_the_leaders_snapshots_are_the_state_at_their_seq(pg_url: str, broker: Tansu) -> None:
+    """Snapshots are serialised by a forked child while the leader goes on; each one stored equals
+    the state of a reference engine after exactly that many commands, with its clock."""
+    sent = _log_commands(broker, COMMANDS)
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        from abyssal.adapters.postgres import PostgresStore
+
+        PostgresStore(pg_url).close()  # migrations
+        schema.ensure(db)
+    config = load_config()
+    node = EngineNode(config, pg_url, broker.url, node_id="s", lease_ttl_s=1.0)
+    node.snapshot_every = 7
+
+    async def run() -> None:
+        task = asyncio.create_task(node.run())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (node.leader and node.published_seq == COMMANDS):
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+        for i in range(COMMANDS, 2 * COMMANDS):  # commands the leader applies, in several batches
+            sent.append(_deposit(i))
+            p.produce(commands_topic(0), command_encoder.encode(sent[-1]), partition=0)
+            assert p.flush(10) == 0
+            await asyncio.sleep(0.01)
+        while time.monotonic() < deadline and node.published_seq < 2 * COMMANDS:
+            await asyncio.sleep(0.05)
+        while node._snapshot_task is not None and not node._snapshot_task.done():
+            await asyncio.sleep(0.02)
+        node.stop()
+        await task
+
+    asyncio.run(run())
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT s.seq, s.state_hash, k.last_ts_ns FROM snapshots s JOIN engine_clocks k ON k.seq = s.seq "
+            "ORDER BY s.seq"
+        ).fetchall()
+    assert len(rows) >= 2 and rows[0][0] > COMMANDS, rows
+    reference = Engine(config.instruments)
+    applied = 0
+    for seq, digest, last_ts in rows:
+        while applied < seq:
+            reference.apply(sent[applied])
+            applied += 1
+        assert digest == state_hash(reference), seq
+        assert last_ts == sent[seq - 1].ts_ns

@@ -43,6 +43,7 @@ from abyssal.cluster.records import (
 from abyssal.config import Config
 from abyssal.core.engine import Engine
 from abyssal.core.messages import Tick, command_decoder, command_encoder, events_encoder
+from abyssal.runtime.snapshot_fork import ForkedSnapshot, fork_available, fork_snapshot
 
 log = structlog.get_logger("abyssal.engine")
 
@@ -81,6 +82,8 @@ class EngineNode:
         self.seq = 0  # last applied
         self.last_ts_ns = 0
         self.snapshot_seq = 0
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_child: ForkedSnapshot | None = None
         self.recent: collections.deque[tuple[int, bytes, str]] = collections.deque(maxlen=RECENT_RECORDS)
         self.leader = False
         self.published_seq = 0  # leader: every record up to here is on the event topic
@@ -127,6 +130,10 @@ class EngineNode:
         self._stopping.set()
 
     async def _shutdown(self) -> None:
+        if self._snapshot_child is not None:
+            self._snapshot_child.kill()  # the next leader or start takes its own
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
         if self.reader is not None:
             self.reader.stop()
         if self.producer is not None:
@@ -230,23 +237,46 @@ class EngineNode:
         self.published_seq = max(self.published_seq, upto)
 
     async def _snapshot(self) -> None:
-        from abyssal.core import snapshot as snapshots
-
-        blob = snapshots.snapshot(self.engine)  # on the loop: the engine must not change meanwhile
+        """A snapshot at this seq, serialised by a forked child while the node goes on applying
+        (runtime/snapshot_fork.py); inline where fork is unavailable."""
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return  # the previous one is still being written: a later batch tries again
         seq, last_ts = self.seq, self.last_ts_ns
         self.snapshot_seq = seq
+        child: ForkedSnapshot | None = None
+        ready: tuple[str, bytes] | None = None
+        if fork_available():
+            with contextlib.suppress(OSError):  # e.g. ENOMEM: inline this time
+                child = fork_snapshot(self.engine, seq)
+        if child is None:
+            from abyssal.core import snapshot as snapshots
 
-        def write() -> None:
-            with self.store.transaction() as c:
-                c.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?)",
-                          (seq, hashlib.sha256(blob).hexdigest(), blob))  # fmt: skip
-                c.execute("INSERT OR IGNORE INTO engine_clocks VALUES (?, ?)", (seq, last_ts))
+            blob = snapshots.snapshot(self.engine)  # on the loop: the engine must not change meanwhile
+            ready = (hashlib.sha256(blob).hexdigest(), blob)
+        self._snapshot_child = child
+        self._snapshot_task = asyncio.create_task(self._store_snapshot(seq, last_ts, child, ready))
 
+    async def _store_snapshot(
+        self, seq: int, last_ts: int, child: ForkedSnapshot | None, ready: tuple[str, bytes] | None
+    ) -> None:
         try:
+            if child is not None:
+                ready = await asyncio.to_thread(child.collect)
+            assert ready is not None
+            digest, blob = ready
+
+            def write() -> None:
+                with self.store.transaction() as c:
+                    c.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?)", (seq, digest, blob))
+                    c.execute("INSERT OR IGNORE INTO engine_clocks VALUES (?, ?)", (seq, last_ts))
+
             await self._in_db(write)
             log.info("engine_snapshot", seq=seq, bytes=len(blob))
         except Exception as exc:  # replay from an older snapshot costs time, not correctness
-            log.error("engine_snapshot_failed", seq=seq, error=repr(exc))
+            if not self._stopping.is_set():
+                log.error("engine_snapshot_failed", seq=seq, error=repr(exc))
+        finally:
+            self._snapshot_child = None
 
     # -- leadership --------------------------------------------------------------------------
     async def _lease_forever(self) -> None:
