@@ -188,8 +188,8 @@ class BackgroundSnapshots:
             log.error("snapshot_write_failed", error=repr(exc), seq=child.seq)
             return
         self.written += 1
-        elapsed_ms = (time.perf_counter_ns() - child.started_ns) / 1e6
-        log.info("snapshot_written", seq=child.seq, bytes=len(blob), background_ms=round(elapsed_ms, 1))
+        elapsed_us = (time.perf_counter_ns() - child.started_ns) // 1_000
+        log.info("snapshot_written", seq=child.seq, bytes=len(blob), duration_us=elapsed_us)
 
     async def close(self) -> None:
         """Shutdown: a running child is killed (the final snapshot supersedes it)."""
