@@ -56,6 +56,7 @@ def report(name: str, r: dict[str, Any], probes: int) -> None:
         f"    steady stream : {s['commands_per_s']:8.0f} commands/s, {s['batches_per_s']:6.0f} batches/s, "
         f"{s['rounds_per_s']:6.0f} publish rounds/s, {s['deliveries_per_s']:7.0f} frames delivered/s; "
         f"server CPU {s['cpu']:.0%}"
+        + (f", {s['cpu'] / s['deliveries_per_s'] * 1e6:.2f} µs per frame" if s["deliveries_per_s"] else "")
     )
     print(
         f"    flat out      : {f['commands_per_s']:8.0f} commands/s (engine throughput, "

@@ -43,11 +43,12 @@ ACCOUNTS = (1, 2, 3, 4)
 
 
 class CaptureWire:
-    """Stands in for ``Wire``: keeps every frame pushed."""
+    """Stands in for ``Wire``: keeps every frame pushed (no transport: rounds push to it)."""
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
         self.closed = False
+        self.transport = None
 
     def push(self, out: Out | bytes) -> None:
         payload = out.payload if isinstance(out, Out) else out

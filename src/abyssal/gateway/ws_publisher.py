@@ -4,7 +4,8 @@ The market data views change after every committed batch; the publisher only not
 changed (levels touched, trades) and asks for a round. A round runs when the flusher has
 written the previous one, so under load several batches fold into one round (smart batching):
 each connection gets fewer, larger updates instead of a growing queue, and latency stays about
-one round's writing time.
+one round's writing time. A round builds each frame once and hands the list to ``ws_fanout``,
+which writes one byte string per group of identical subscriptions.
 
 The book that subscribers see is the publisher's own ``BookView`` per pair, brought up to the
 market view's state at each round by re-applying every touched level. One ``apply_batch`` per
@@ -21,6 +22,7 @@ from typing import Final
 
 from abyssal.core.instruments import Instruments
 from abyssal.gateway import ws_market
+from abyssal.gateway.ws_fanout import Fanout, Frames
 from abyssal.gateway.ws_subscriptions import Registry, Subscription
 from abyssal.gateway.ws_wire import Flusher, Out
 from abyssal.marketdata.book_view import BOOK_DEPTHS, BookSide, BookView
@@ -49,6 +51,8 @@ class Publisher:
         self.instruments: Instruments = market.instruments
         self.registry = registry
         self.flusher = flusher
+        self.fanout = Fanout(registry, flusher)
+        self._registry_version = -1  # as of the last round: joins since then may need their own frame
         self.views = [BookView(p.pair_decimals, p.lot_decimals) for p in self.instruments.pairs]
         self._touched: dict[int, dict[tuple[BookSide, int], None]] = {}
         self._trades: dict[int, list[PublicTrade]] = {}
@@ -93,17 +97,26 @@ class Publisher:
         touched, self._touched = self._touched, {}
         trades, self._trades = self._trades, {}
         changed, self._changed_ns = self._changed_ns, {}
+        frames: Frames = []
+        instead: dict[Subscription, Out | None] = {}
         for pair in sorted(touched.keys() | trades.keys()):
             if pair in touched:
-                self._publish_book(pair, touched[pair], changed.get(pair, now))
+                self._publish_book(pair, touched[pair], changed.get(pair, now), frames)
             pair_trades = trades.get(pair)
             if pair_trades:
-                self._publish_trades(pair, pair_trades, now)
-            self._publish_bbo(pair, now)
+                self._publish_trades(pair, pair_trades, now, frames, instead)
+            self._publish_bbo(pair, now, frames)
+        self._registry_version = self.registry.version
+        fanout = self.fanout
+        deliveries = fanout.deliver_each(frames, instead) if instead else fanout.send(frames)
+        self.stats.frames_built += len(frames)
+        self.stats.deliveries += deliveries
         self.stats.rounds += 1
         self.stats.last_round_ns = now
 
-    def _publish_book(self, pair: int, touched: dict[tuple[BookSide, int], None], time_ns: int) -> None:
+    def _publish_book(
+        self, pair: int, touched: dict[tuple[BookSide, int], None], time_ns: int, frames: Frames
+    ) -> None:
         source = self.market.pairs[pair].book
         view = self.views[pair]
         changes = [(side, price, source.qty(side, price)) for side, price in touched]
@@ -119,31 +132,39 @@ class Publisher:
             frame = ws_market.book_frame(
                 pm.pair, "update", update.asks, update.bids, update.checksum, time_ns
             )
-            self._broadcast(("book", pair, depth), frame)
+            frames.append((("book", pair, depth), Out(frame)))
 
-    def _publish_trades(self, pair: int, trades: list[PublicTrade], now: int) -> None:
+    def _publish_trades(
+        self,
+        pair: int,
+        trades: list[PublicTrade],
+        now: int,
+        frames: Frames,
+        instead: dict[Subscription, Out | None],
+    ) -> None:
         pm = self.market.pairs[pair]
-        shared: Out | None = None
-        first_id = trades[0].trade_id
-        for sub in self.registry.members(("trade", pair)):
-            if sub.after_trade_id < first_id:
-                shared = shared or Out(ws_market.trade_frame(pm.pair, "update", trades))
-                self._deliver(sub, shared)
-                continue
-            fresh = [t for t in trades if t.trade_id > sub.after_trade_id]
-            if fresh:  # joined during this round: its snapshot already had the rest
-                self._deliver(sub, ws_market.trade_frame(pm.pair, "update", fresh))
+        trade_key = ("trade", pair)
+        if self.registry.has(trade_key):
+            frames.append((trade_key, Out(ws_market.trade_frame(pm.pair, "update", trades))))
+            if self.registry.version != self._registry_version:  # someone joined since the last round
+                first_id = trades[0].trade_id
+                for sub in self.registry.members(trade_key):
+                    if sub.after_trade_id >= first_id:  # its snapshot already had some of these
+                        fresh = [t for t in trades if t.trade_id > sub.after_trade_id]
+                        instead[sub] = Out(ws_market.trade_frame(pm.pair, "update", fresh)) if fresh else None
         if self.registry.has(("ticker", pair, "trades")):
-            self._broadcast(("ticker", pair, "trades"), ws_market.ticker_frame(pm, "update", now))
+            frames.append((("ticker", pair, "trades"), Out(ws_market.ticker_frame(pm, "update", now))))
         for interval in INTERVALS_MIN:
             ohlc_key = ("ohlc", pair, interval)
             if self.registry.has(ohlc_key):
                 series = pm.candles[interval]
                 since_s = series.start_of(trades[0].time_ns)
                 candles = [c for c in series.view(since_s, now)[0] if c.start_s >= since_s]
-                self._broadcast(ohlc_key, ws_market.ohlc_frame(pm.pair, "update", candles, interval, now))
+                frames.append(
+                    (ohlc_key, Out(ws_market.ohlc_frame(pm.pair, "update", candles, interval, now)))
+                )
 
-    def _publish_bbo(self, pair: int, now: int) -> None:
+    def _publish_bbo(self, pair: int, now: int, frames: Frames) -> None:
         book = self.market.pairs[pair].book
         bbo = (book.best("bid"), book.best("ask"))
         if self._bbo.get(pair) == bbo:
@@ -151,15 +172,7 @@ class Publisher:
         self._bbo[pair] = bbo
         key = ("ticker", pair, "bbo")
         if self.registry.has(key):
-            self._broadcast(key, ws_market.ticker_frame(self.market.pairs[pair], "update", now))
-
-    def _broadcast(self, key: tuple[object, ...], frame: bytes) -> None:
-        self.stats.frames_built += 1
-        self.stats.deliveries += self.registry.broadcast(key, frame)
-
-    def _deliver(self, sub: Subscription, frame: bytes | Out) -> None:
-        self.stats.deliveries += 1
-        sub.deliver(frame)
+            frames.append((key, Out(ws_market.ticker_frame(self.market.pairs[pair], "update", now))))
 
     # -- snapshots (called when a subscription starts) -------------------------------------------
     def book_snapshot(self, pair: int, depth: int) -> bytes:

@@ -85,17 +85,20 @@ class Subscription:
 
 
 class Registry:
-    """Subscriptions by group, in subscription order."""
+    """Subscriptions by group, in subscription order; ``version`` counts joins and leaves."""
 
     def __init__(self) -> None:
         self._groups: dict[GroupKey, dict[Subscription, None]] = {}
+        self.version = 0
 
     def add(self, sub: Subscription) -> None:
         assert sub.active
+        self.version += 1
         self._groups.setdefault(sub.group, {})[sub] = None
 
     def remove(self, sub: Subscription) -> None:
         sub.active = False
+        self.version += 1
         group = self._groups.get(sub.group)
         if group is not None:
             group.pop(sub, None)

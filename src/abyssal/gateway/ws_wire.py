@@ -2,8 +2,11 @@
 
 Publishers only ever ``push``: it appends to the wire's buffer and never awaits, so neither the
 sequencer nor a broadcast can stall on a subscriber. A shared ``Flusher`` writes buffered frames
-a few dozen connections per event-loop turn (other work runs in between), joining everything a
-connection has pending into one socket write.
+``WIRES_PER_SLICE`` connections per event-loop turn (other work runs in between), joining all a
+connection has pending into one socket write. Public rounds skip the buffer: ``ws_fanout`` writes
+one byte string per group of identical subscriptions straight to the transports, after the
+flusher wrote what was pending (so frames keep their order), and checks those transports'
+buffers every ``BUFFER_CHECK_S``.
 
 Two ways to the socket (docs/adr/0004-websocket.md):
 - *direct*: under uvicorn's websockets-sansio protocol without permessage-deflate, a frame is
@@ -37,6 +40,7 @@ SEND_BUFFER_BYTES_MAX: Final = 4 * 1024 * 1024  # per connection, ours + the tra
 SEND_BUFFER_BYTES_HARD_MAX: Final = 2 * SEND_BUFFER_BYTES_MAX  # beyond it: closed at once
 SEND_BUFFER_FULL_S_MAX: Final = 2.0  # how long a connection may stay above the soft limit
 WIRES_PER_SLICE: Final = 128  # connections flushed per event-loop turn (about 0.3 ms of writes)
+BUFFER_CHECK_S: Final = 0.05  # how often transports written without a check are checked
 IDLE_WAIT_S_MAX: Final = 0.05  # the longest a publish round waits for the previous one to be written
 CLOSE_TIMEOUT_S: Final = 5.0  # a close that cannot be written by then aborts the transport
 SLOW_CONSUMER_CODE: Final = 1008
@@ -97,12 +101,22 @@ def direct_transport(send: Send) -> asyncio.Transport | None:
     return cast(asyncio.Transport, transport)
 
 
+class Stamp:
+    """When a group of wires was last written to (shared, so a broadcast updates it once)."""
+
+    __slots__ = ("s",)
+
+    def __init__(self, s: float = 0.0) -> None:
+        self.s = s
+
+
 class Flusher:
     """Writes pending wires, ``wires_per_slice`` per loop turn, and tells when a round is out.
 
     Direct wires are written here; ASGI wires write from their own task and count as busy until
     their queue is empty. ``when_idle`` waits for both, but never longer than ``IDLE_WAIT_S_MAX``:
     one connection that cannot take its frames must not hold back everybody's next round.
+    ``version`` changes whenever a wire stops sending (closed, or its transport went away).
     """
 
     def __init__(self, wires_per_slice: int = WIRES_PER_SLICE) -> None:
@@ -113,10 +127,7 @@ class Flusher:
         self._scheduled = False
         self._idle_callbacks: list[Callable[[], None]] = []
         self._deadline: asyncio.TimerHandle | None = None
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pending) + len(self._busy)
+        self.version = 0
 
     def schedule(self, wire: Wire) -> None:
         self._pending.append(wire)
@@ -131,6 +142,12 @@ class Flusher:
         self._busy.discard(wire)
         if not self._busy and not self._pending:
             self._fire()
+
+    def flush_pending(self) -> None:
+        """Write every pending direct wire now (a round's direct writes must come after them)."""
+        pending = self._pending
+        while pending:
+            pending.popleft().flush()
 
     def when_idle(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once nothing is pending (now, on the next turn, if already idle)."""
@@ -170,17 +187,15 @@ class Wire:
         "_flusher",
         "_framed",
         "_frames",
+        "_last_sent_s",
         "_ready",
         "_send",
         "_writer",
-        "bytes_sent",
-        "close_reason",
         "closed",
-        "frames_sent",
         "full_since",
-        "last_sent_s",
         "queued_bytes",
         "scheduled",
+        "stamp",
         "transport",
     )
 
@@ -193,11 +208,9 @@ class Wire:
         self.queued_bytes = 0
         self.scheduled = False
         self.closed = False
-        self.close_reason = ""
         self.full_since: float | None = None
-        self.last_sent_s = time.monotonic()
-        self.frames_sent = 0
-        self.bytes_sent = 0
+        self._last_sent_s = time.monotonic()
+        self.stamp = Stamp()  # a fan-out cohort's, while the wire is written as part of one
         self._ready: asyncio.Event | None = None  # the ASGI path's writer task waits on it
         self._writer: asyncio.Task[None] | None = None
         if transport is None:
@@ -205,8 +218,14 @@ class Wire:
             self._writer = asyncio.get_running_loop().create_task(self._asgi_writer(self._ready))
 
     @property
-    def direct(self) -> bool:
-        return self.transport is not None
+    def last_sent_s(self) -> float:
+        """When anything was last written to this connection (monotonic seconds)."""
+        return max(self._last_sent_s, self.stamp.s)
+
+    def join(self, stamp: Stamp) -> None:
+        """From now on broadcasts write to this wire as part of the group that shares ``stamp``."""
+        self._last_sent_s = self.last_sent_s
+        self.stamp = stamp
 
     def buffered_bytes(self) -> int:
         transport_bytes = self.transport.get_write_buffer_size() if self.transport is not None else 0
@@ -257,13 +276,11 @@ class Wire:
         if self.closed or transport is None or not self._framed:
             return
         if transport.is_closing():
-            self._drop()
+            self.lost()
             return
         framed = self._framed
         data = framed[0] if len(framed) == 1 else b"".join(framed)
-        self.frames_sent += len(framed)
-        self.bytes_sent += len(data)
-        self.last_sent_s = time.monotonic()
+        self._last_sent_s = time.monotonic()
         framed.clear()
         self.queued_bytes = 0
         transport.write(data)
@@ -281,9 +298,7 @@ class Wire:
                     frame = self._frames.popleft()
                     self.queued_bytes -= len(frame)
                     await self._send({"type": "websocket.send", "text": frame.text()})
-                    self.frames_sent += 1
-                    self.bytes_sent += len(frame)
-                    self.last_sent_s = time.monotonic()
+                    self._last_sent_s = time.monotonic()
                 self._flusher.done(self)
         except OSError:  # uvicorn's ClientDisconnected: the reader side notices too
             self._drop()
@@ -294,6 +309,17 @@ class Wire:
         self._frames.clear()
         self._framed.clear()
         self.queued_bytes = 0
+
+    def _stop(self) -> None:
+        """No more data frames: drop the backlog and leave the flusher's fan-out groups."""
+        self.closed = True
+        self._drop()
+        self._flusher.version += 1
+
+    def lost(self) -> None:
+        """The transport is closing (the peer left): stop sending; ``finish`` follows."""
+        if not self.closed:
+            self._stop()
 
     def close(self, code: int = 1000, reason: str = "", *, flush_pending: bool = True) -> None:
         """Stop sending data and close with ``code``/``reason`` (idempotent).
@@ -308,9 +334,7 @@ class Wire:
             self.flush()
         elif flush_pending:
             last = list(self._frames)
-        self.closed = True
-        self.close_reason = reason
-        self._drop()
+        self._stop()
         if self._ready is not None:
             self._ready.set()
         task = asyncio.get_running_loop().create_task(self._close(code, reason, last))
@@ -333,8 +357,8 @@ class Wire:
 
     async def finish(self) -> None:
         """The connection is gone: stop the writer task (no close frame: the peer left)."""
-        self.closed = True
-        self._drop()
+        if not self.closed:
+            self._stop()
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
