@@ -5,8 +5,9 @@
     python bench/memory.py --method tracemalloc --orders 200000
 
 The book is built through ``Engine.apply`` with the lobbench adapter's mapping (XBTUSD, two
-funded accounts), so each order costs what it costs in production: the ``Order``, its entries in
-``EngineState.orders`` and ``Account.open``, its deque slot, and its share of the price levels.
+funded accounts), so each order costs what it costs in production: the ``Order``, its entry in
+``EngineState.orders`` (the one order index), its number in its account's ``open_nos``, its
+deque slot, and its share of the price levels.
 Orders rest 1..LEVELS_PER_SIDE ticks from the mid on both sides (about 1,000 orders per level at
 1M); nothing crosses. Events are dropped after each command, as a host does after journaling.
 The figure is (memory after - memory before) / orders, after ``gc.collect()`` both times.

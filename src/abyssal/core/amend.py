@@ -46,7 +46,7 @@ def _find(engine: Engine, account: int, order_no: int, cl_ord_id: str) -> Order 
         return None
     if cl_ord_id:
         order_no = acct.cl_ids.get(cl_ord_id, 0)
-    return acct.open.get(order_no)
+    return acct.owns(order_no)
 
 
 def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:

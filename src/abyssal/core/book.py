@@ -62,6 +62,8 @@ class BookSide:
                 prices.append(key)
             else:
                 prices.insert(bisect_left(prices, key), key)
+        else:  # the same value: interpreted, one int object per level instead of one per order
+            order.limit_ticks = level.price_ticks
         level.orders.append(order)
         level.visible_lots += order.visible_lots
         order.resting = True

@@ -12,8 +12,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from abyssal.core import fastpath, funding, schedule
+from abyssal.core import funding, schedule
 from abyssal.core.book import Order
+from abyssal.core.fastpath import cancel_one, place_plain_limit
 from abyssal.core.instruments import Instruments, Pair
 from abyssal.core.matching import (
     close_order,
@@ -117,10 +118,12 @@ class Engine:
             schedule.advance(self, command.ts_ns, events)
         kind = type(command)
         # the two commands that dominate a busy book skip the handler table
-        if kind is _PLACE_ORDER:
-            self._on_place(command, events)  # type: ignore[arg-type]
-        elif kind is _CANCEL_ORDERS:
-            self._on_cancel(command, events)  # type: ignore[arg-type]
+        if kind is _PLACE_ORDER:  # _on_place without its frame
+            if not place_plain_limit(self, command, events):  # type: ignore[arg-type]
+                self._place(command, events, -1)  # type: ignore[arg-type]
+        elif kind is _CANCEL_ORDERS:  # _on_cancel without its frame
+            if not cancel_one(s, command, events):  # type: ignore[arg-type]
+                self._on_cancel_general(command, events)  # type: ignore[arg-type]
         else:
             self._handlers[kind](command, events)
         # stale heads (orders that closed before their time) would make the host send empty Ticks
@@ -139,7 +142,7 @@ class Engine:
 
     # ------------------------------------------------------------------ placing
     def _on_place(self, c: PlaceOrder, events: list[Event]) -> None:
-        if not fastpath.place_plain_limit(self, c, events):
+        if not place_plain_limit(self, c, events):
             self._place(c, events, -1)
 
     def _on_batch(self, c: PlaceBatch, events: list[Event]) -> None:
@@ -199,9 +202,10 @@ class Engine:
         o.userref, o.cl_ord_id, o.stp = c.userref, c.cl_ord_id, c.stp
         acct.hold(hold_asset, hold)
         o.hold_minor = hold
-        key: Any = o.order_no  # compiled, boxed once: both indexes share one int object
+        key: Any = o.order_no  # compiled, boxed once: the index and the account's list share it
         s.orders[key] = o
-        acct.open[key] = o
+        acct.open_nos.append(key)
+        acct.stale_room += 1
         if c.cl_ord_id:
             acct.cl_ids[c.cl_ord_id] = o.order_no
         events.append(accepted_event(c, o, o.order_no, hold_asset, hold, status, False, bi))
@@ -306,13 +310,15 @@ class Engine:
 
     # ------------------------------------------------------------------ cancels and timers
     def _on_cancel(self, c: CancelOrders, events: list[Event]) -> None:
+        if not cancel_one(self.s, c, events):
+            self._on_cancel_general(c, events)
+
+    def _on_cancel_general(self, c: CancelOrders, events: list[Event]) -> None:
         s = self.s
-        if fastpath.cancel_one(s, c, events):
-            return
         acct = s.accounts.get(c.account)
         targets: set[int] = set()
         if acct is not None:
-            targets.update(n for n in c.order_nos if n in acct.open)
+            targets.update(n for n in c.order_nos if acct.owns(n) is not None)
             targets.update(acct.cl_ids[i] for i in c.cl_ord_ids if i in acct.cl_ids)
             if c.userrefs:
                 refs = set(c.userrefs)

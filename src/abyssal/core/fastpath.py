@@ -1,7 +1,7 @@
 """The fast path of the two commands that dominate a book: a plain limit order and a one-order cancel.
 
 Each function either does the whole job, with the very events and state the general code
-(``Engine._place``, ``Engine._on_cancel``) would produce, or returns False having changed
+(``Engine._place``, ``Engine._on_cancel_general``) would produce, or returns False having changed
 nothing, and the general code runs. "Plain" is a GTC or IOC limit order with no flags, no
 start time, an absolute price and no validate-only, in an online market, that passes every
 check; anything else (including every refusal) takes the general path, so the reasons and
@@ -32,6 +32,7 @@ from abyssal.core.messages import (
     Stp,
     TimeInForce,
 )
+from abyssal.core.order import OPENED_EPOCH_NS
 from abyssal.core.state import EngineState
 
 if TYPE_CHECKING:
@@ -97,7 +98,12 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     # the hold of required_hold() for a new order: no fills yet, so no cumulative rounding state
     if is_buy:
         raw = price * volume
-        hold = pair.raw_to_quote_ceil(raw) + pair.raw_to_quote_ceil(-((-raw * pair.fees.max_ppm) // PPM))
+        fee_raw = -((-raw * pair.fees.max_ppm) // PPM)
+        if pair.cost_shift >= 0:  # pair.raw_to_quote_ceil of each, inlined
+            scale = pair.cost_scale
+            hold = -((-raw) // scale) - ((-fee_raw) // scale)
+        else:
+            hold = (raw + fee_raw) * pair.cost_scale
         hold_asset = pair.quote.index
     else:
         hold = volume * pair.base_lot_factor  # a sell without fcib pays its fee from the proceeds
@@ -111,14 +117,15 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     o = Order(order_no, account, pair_index, is_buy, _LIMIT, volume, price)
     o.flags = FLAG_FCIQ
     o.trail_ref_ticks = s.last_price[pair_index]
-    o.opened_ns = ts_ns
+    o.opened_rel_ns = ts_ns - OPENED_EPOCH_NS  # o.opened_ns = ts_ns, without the property call
     if tif or expire_ns or userref or cl_ord_id or stp:  # else the cold fields keep their defaults
         o.tif, o.expire_ns, o.userref, o.cl_ord_id, o.stp = tif, expire_ns, userref, cl_ord_id, stp
-    acct.hold(hold_asset, hold)
+    acct.held[hold_asset] += hold  # Account.hold, whose checks are the two just above
     o.hold_minor = hold
-    key: Any = order_no  # compiled, boxed once: both indexes share one int object (32 bytes saved)
+    key: Any = order_no  # compiled, boxed once: the index, the account's list and the event share it
     s.orders[key] = o
-    acct.open[key] = o
+    acct.open_nos.append(key)
+    acct.stale_room += 1
     if cl_ord_id:
         acct.cl_ids[cl_ord_id] = order_no
     events.append(
@@ -128,30 +135,29 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
             ts_ns, price_text, price2_text, False, -1,
         )
     )  # fmt: skip
+    # Engine._execute for a limit order without post-only: match, then rest or close
+    book = s.books[pair_index]
+    own, opp = (book.bids, book.asks) if is_buy else (book.asks, book.bids)
+    best = opp.prices  # the best price last, asks negated
+    if not best or (-best[-1] > price if is_buy else best[-1] < price):  # match() would take nothing
+        if tif == _IOC:
+            close_order(s, o, _STATUS_CANCELED, _REASON_IOC, ts_ns, events)
+        else:
+            own.add(o)  # visible_lots == remaining_lots == volume_lots: nothing filled
+        return True
     last_before = s.last_price[pair_index]
-    execute_limit(s, o, ts_ns, events)
-    assert o.resting == (o.remaining_lots > 0), "a plain order either rests or is closed"
-    if s.last_price[pair_index] != last_before and s.has_stops(pair_index):
-        engine._run_triggers(pair_index, ts_ns, events)
-    return True
-
-
-def execute_limit(s: EngineState, o: Order, ts_ns: int, events: list[Event]) -> None:
-    """``Engine._execute`` for a limit order without post-only: match, then rest or close.
-
-    The caller runs the stop triggers when the last price moved (``Engine._execute`` does it
-    itself).
-    """
-    assert o.limit_ticks > 0, "a limit order without a limit"
-    if match(s, o, o.limit_ticks, ts_ns, events):
+    if match(s, o, price, ts_ns, events):
         if o.remaining_lots == 0:
             close_order(s, o, _STATUS_CLOSED, _REASON_FILLED, ts_ns, events)
-        elif o.tif == _IOC:
+        elif tif == _IOC:
             close_order(s, o, _STATUS_CANCELED, _REASON_IOC, ts_ns, events)
         else:
             o.visible_lots = o.remaining_lots
-            book = s.books[o.pair]
-            (book.bids if o.is_buy else book.asks).add(o)
+            own.add(o)
+    assert o.resting == (o.remaining_lots > 0), "a plain order either rests or is closed"
+    if s.last_price[pair_index] != last_before and s.has_stops(pair_index):  # Engine._execute's
+        engine._run_triggers(pair_index, ts_ns, events)
+    return True
 
 
 def cancel_one(s: EngineState, c: CancelOrders, events: list[Event]) -> bool:
@@ -162,10 +168,9 @@ def cancel_one(s: EngineState, c: CancelOrders, events: list[Event]) -> bool:
     acct = s.accounts.get(account)
     if acct is None:
         return False
-    o = acct.open.get(order_nos[0])
-    if o is None:
+    o = s.orders.get(order_nos[0])
+    if o is None or o.account != account:
         return False
-    assert o.account == account, "an open order of another account"
     close_order(s, o, _STATUS_CANCELED, _REASON_USER, ts_ns, events)
     assert not o.resting, "a cancelled order still rests"
     events.append(_CANCEL_COUNT(account, 1))

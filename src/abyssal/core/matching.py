@@ -10,6 +10,7 @@ from typing import Any, Final
 from abyssal.core.book import BookSide, Order
 from abyssal.core.instruments import Pair
 from abyssal.core.messages import (
+    FLAG_FCIB,
     FLAG_VIQC,
     CloseReason,
     Event,
@@ -17,7 +18,7 @@ from abyssal.core.messages import (
     OrderStatus,
     Stp,
 )
-from abyssal.core.settlement import affordable_lots, settle_fill, viqc_lots
+from abyssal.core.settlement import affordable_lots, settle_fill, settle_quote_fees, viqc_lots
 from abyssal.core.state import EngineState
 
 # Enum members used for every order, bound once: on CPython 3.11 each ``OrderStatus.closed``
@@ -37,18 +38,23 @@ def close_order(
     acct = s.accounts[order.account]
     hold_asset = pair.quote.index if order.is_buy else pair.base.index
     released = order.hold_minor
-    if released:
-        acct.release(hold_asset, released)
+    if released:  # Account.release, inlined
+        assert released <= acct.held[hold_asset], "release beyond held"
+        acct.held[hold_asset] -= released
         order.hold_minor = 0
-    no: Any = order.order_no  # compiled: boxed once for the two deletes and the event
-    # only a live order closes, so it is in both indexes (``del``: no generic method call compiled)
+    no: Any = order.order_no  # compiled: boxed once for the delete and the event
+    # only a live order closes, so it is in the index (``del``: no generic method call compiled)
     del s.orders[no]
-    del acct.open[no]
-    cl_ord_id = order.cl_ord_id
-    if cl_ord_id:
-        del acct.cl_ids[cl_ord_id]
-    if not order.triggered:
-        s.trailing[order.pair].pop(no, None)  # heaps drop it lazily
+    room = acct.stale_room - 2  # one live order less, one stale number more in acct.open_nos
+    acct.stale_room = room
+    if room < 0:
+        acct.prune()
+    cold = order.cold  # the cold fields without property calls: a plain order has no cold part
+    if cold is not None:
+        if cold.cl_ord_id:
+            del acct.cl_ids[cold.cl_ord_id]
+        if not cold.triggered:
+            s.trailing[order.pair].pop(no, None)  # heaps drop it lazily
     order.remaining_lots = 0
     events.append(
         _CLOSED(
@@ -76,6 +82,7 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
     pair = s.pairs[taker.pair]
     is_buy = taker.is_buy
     viqc = bool(taker.flags & FLAG_VIQC)
+    taker_fcib = taker.flags & FLAG_FCIB
     capped = is_buy and not viqc and taker.limit_ticks == 0  # a market buy: its hold is the cap
     prices = opp.prices  # the best price is the last key (asks negated): no level lookup to stop
     while taker.remaining_lots > 0:
@@ -108,7 +115,10 @@ def match(s: EngineState, taker: Order, limit_ticks: int, ts_ns: int, events: li
                     qty = affordable_lots(pair, taker, price, qty)
                     if qty == 0:
                         return True  # the hold is spent; the caller closes the rest
-            settle_fill(s, taker, maker, price, qty, ts_ns, events)
+            if taker_fcib or maker.flags & FLAG_FCIB:  # a fee paid in base
+                settle_fill(s, taker, maker, price, qty, ts_ns, events)
+            else:  # the common case, flat
+                settle_quote_fees(s, taker, maker, price, qty, ts_ns, events)
             if viqc:
                 taker.remaining_lots = taker.volume_lots - pair.raw_to_quote_ceil(taker.cost_raw)
                 assert taker.remaining_lots >= 0, "a quote-sized buy overspent its budget"

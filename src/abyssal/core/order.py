@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import Final
 
+# ``Order.opened_ns`` is kept relative to this instant (2023-11-14 22:13:20 UTC). Interpreted, an
+# int below 2**60 in magnitude is a 32-byte object and a nanosecond time of these years (above
+# 2**60) a 48-byte one: relative, every order is 16 bytes smaller until 2060.
+OPENED_EPOCH_NS: Final = 1_700_000_000 * 1_000_000_000
+_OPENED_NEVER: Final = -OPENED_EPOCH_NS  # opened_ns == 0
+
 
 class OrderCold:
     """The fields of an order that a plain limit order leaves at their defaults."""
@@ -25,6 +31,7 @@ class OrderCold:
         "tif",
         "trail_offset",
         "trail_pct_ppm",
+        "triggered",
         "userref",
     )
 
@@ -39,6 +46,7 @@ class OrderCold:
         self.tif = 0  # TimeInForce
         self.trail_offset = 0  # trailing stops: the offset in ticks (or the percentage's base)
         self.trail_pct_ppm = -1  # >= 0: the trailing offset is a percentage, in millionths of a percent
+        self.triggered = True  # False while a stop order waits for its trigger
         self.userref = 0  # the client's reference number
 
 
@@ -56,7 +64,7 @@ class Order:
         "hold_minor",
         "is_buy",
         "limit_ticks",
-        "opened_ns",
+        "opened_rel_ns",
         "order_no",
         "ordertype",
         "paid_minor",
@@ -64,7 +72,6 @@ class Order:
         "remaining_lots",
         "resting",
         "trail_ref_ticks",
-        "triggered",
         "visible_lots",
         "volume_lots",
     )
@@ -95,11 +102,18 @@ class Order:
         self.paid_minor = 0  # quote (buy) or base (sell) taken from the hold so far
         self.hold_minor = 0  # what is still held for this order
         self.flags = 0
-        self.opened_ns = 0
-        self.triggered = True  # False while a stop order waits for its trigger
+        self.opened_rel_ns = _OPENED_NEVER  # opened_ns - OPENED_EPOCH_NS
         self.trail_ref_ticks = 0  # the last price when placed; trailing stops move it
         self.resting = False
         self.cold: OrderCold | None = None
+
+    @property
+    def opened_ns(self) -> int:
+        return self.opened_rel_ns + OPENED_EPOCH_NS
+
+    @opened_ns.setter
+    def opened_ns(self, value: int) -> None:
+        self.opened_rel_ns = value - OPENED_EPOCH_NS
 
     @property
     def cl_ord_id(self) -> str:
@@ -240,6 +254,20 @@ class Order:
                 return
             cold = self.cold = OrderCold()
         cold.trail_pct_ppm = value
+
+    @property
+    def triggered(self) -> bool:
+        cold = self.cold
+        return True if cold is None else cold.triggered
+
+    @triggered.setter
+    def triggered(self, value: bool) -> None:
+        cold = self.cold
+        if cold is None:
+            if value:
+                return
+            cold = self.cold = OrderCold()
+        cold.triggered = value
 
     @property
     def userref(self) -> int:

@@ -9,13 +9,14 @@ a fee taken from proceeds is the ceiling of that fill's fee, capped at the proce
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 from abyssal.core.accounts import DAY_NS, FEE_ACCOUNT
 from abyssal.core.book import Order
 from abyssal.core.instruments import PPM, Pair, ceil_div
 from abyssal.core.messages import FLAG_FCIB, Event, Fill, OrderType
-from abyssal.core.state import EngineState
+from abyssal.core.state import USD_SAME, EngineState
 
 _TYPE_LIMIT: Final = int(OrderType.limit)
 _FILL: Final = Fill  # compiled, a Final is a C static; an imported name is a dict lookup per use
@@ -46,10 +47,10 @@ def settle_fill(
     ts_ns: int,
     events: list[Event],
 ) -> None:
-    """Move money for one fill and emit the Fill event. Holds shrink by exactly what is paid."""
-    if not (taker.flags | maker.flags) & FLAG_FCIB:  # the common case: both fees in quote
-        _settle_quote_fees(s, taker, maker, price_ticks, qty_lots, ts_ns, events)
-        return
+    """Move money for one fill and emit the Fill event. Holds shrink by exactly what is paid.
+
+    Any fill; matching calls ``settle_quote_fees`` instead when neither side pays its fee in base.
+    """
     pair = s.pairs[taker.pair]
     raw = price_ticks * qty_lots
     buyer, seller = (taker, maker) if taker.is_buy else (maker, taker)
@@ -146,7 +147,7 @@ def settle_fill(
     )
 
 
-def _settle_quote_fees(
+def settle_quote_fees(
     s: EngineState,
     taker: Order,
     maker: Order,
@@ -176,9 +177,11 @@ def _settle_quote_fees(
         maker_acct.roll(day)
     if taker_acct.cur_day != day:
         taker_acct.roll(day)
-    fees = pair.fees
-    m_ppm = fees.rates_ppm(maker_acct.vol30)[0]
-    t_ppm = fees.rates_ppm(taker_acct.vol30)[1]
+    fees = pair.fees  # FeeSchedule.rates_ppm, inlined: the highest tier each volume reaches
+    tier = bisect_right(fees.thresholds, maker_acct.vol30) - 1
+    m_ppm = fees.rates[tier if tier > 0 else 0][0]
+    tier = bisect_right(fees.thresholds, taker_acct.vol30) - 1
+    t_ppm = fees.rates[tier if tier > 0 else 0][1]
     b_ppm, s_ppm = (t_ppm, m_ppm) if taker_buys else (m_ppm, t_ppm)
     raw = price_ticks * qty_lots
     cost_before = buyer.cost_raw
@@ -235,14 +238,14 @@ def _settle_quote_fees(
     maker.visible_lots -= qty_lots
     maker.filled_lots += qty_lots
     # fee volume (Account.add_volume; both accounts are on this day already)
-    volume = s.fee_volume(pair, buyer_pays)
+    index = pair.index
+    volume = buyer_pays if s.usd_via[index] == USD_SAME else s.fee_volume(pair, buyer_pays)
     days = taker_acct.vol_days
     days[day] = days.get(day, 0) + volume
     taker_acct.vol30 += volume
     days = maker_acct.vol_days
     days[day] = days.get(day, 0) + volume
     maker_acct.vol30 += volume
-    index = pair.index
     s.last_price[index] = price_ticks
     trade_no = s.trade_no[index] + 1
     s.trade_no[index] = trade_no

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from abyssal.core.accounts import FEE_ACCOUNT, Account
+from abyssal.core.accounts import FEE_ACCOUNT, PRUNE_SLACK, Account
 from abyssal.core.book import Book, BookSide, Level, Order
 from abyssal.core.engine import Engine
 from abyssal.core.instruments import PPM, Instruments
@@ -40,12 +40,14 @@ STATE_STORED = frozenset(
     | {"orders", "rise", "starts", "system_mode", "trade_no", "trailing", "withdrawals"}
 )
 STATE_DERIVED = frozenset({"instruments", "pairs", "usd_via"})  # rebuilt from the instruments
-ACCOUNT_STORED = frozenset({"cl_ids", "cur_day", "held", "number", "open", "total", "vol30", "vol_days"})
+ACCOUNT_STORED = frozenset({"cl_ids", "cur_day", "held", "number", "total", "vol30", "vol_days"})
+# the engine's order index, and the account's open orders in it (stored as their numbers)
+ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room"})
 BOOK_STORED = frozenset(
     {"orders", "price_ticks", "visible_lots", "is_bid", "levels", "prices", "asks", "bids"}
 )
 assert frozenset(EngineState.__slots__) == STATE_STORED | STATE_DERIVED, "EngineState changed"
-assert frozenset(Account.__slots__) == ACCOUNT_STORED, "Account changed: update snapshots"
+assert frozenset(Account.__slots__) == ACCOUNT_STORED | ACCOUNT_DERIVED, "Account changed: update snapshots"
 # Book.pair is the book's index in EngineState.books, so it is stored by position.
 assert {*Level.__slots__, *BookSide.__slots__, *Book.__slots__} - {"pair"} == BOOK_STORED, "book changed"
 
@@ -61,7 +63,7 @@ def snapshot(engine: Engine) -> bytes:
         next_order_no=s.next_order_no,
         amend_no=s.amend_no,
         system_mode=int(s.system_mode),
-        accounts=[_account_rec(s.accounts[n], live) for n in sorted(s.accounts)],
+        accounts=[_account_rec(s.accounts[n]) for n in sorted(s.accounts)],
         orders=[_order_rec(live[n]) for n in sorted(live)],
         pairs=[_pair_rec(s, i) for i in range(len(s.pairs))],
         expiries=sorted({(t, n) for t, n in s.expiries if n in live and live[n].expire_ns == t}),
@@ -96,15 +98,27 @@ def _order_rec(o: Order) -> OrderRec:
     return OrderRec(fee_num_units=units, fee_num_rem=rem, **fields)
 
 
-def _account_rec(a: Account, live: dict[int, Order]) -> AccountRec:
-    for no, o in a.open.items():
-        assert live.get(no) is o, "an open order that is not live"
-        assert o.account == a.number, "an open order of another account"
+def _open_by_account(live: dict[int, Order], numbers: list[int]) -> dict[int, list[int]]:
+    """Each account's live order numbers, ascending: what ``AccountRec.open`` must list."""
+    out: dict[int, list[int]] = {}
+    for no in numbers:
+        account = live[no].account
+        nos = out.get(account)
+        if nos is None:
+            out[account] = [no]
+        else:
+            nos.append(no)
+    return out
+
+
+def _account_rec(a: Account) -> AccountRec:
+    open_nos = list(a.open)  # ascending: appended when accepted under the next number
+    assert open_nos == sorted(open_nos), "an account's open orders out of order"
     return AccountRec(
         number=a.number,
         total=list(a.total),
         held=list(a.held),
-        open=list(a.open),
+        open=open_nos,
         cl_ids=sorted(a.cl_ids.items()),
         vol_days=sorted(a.vol_days.items()),
         vol30=a.vol30,
@@ -158,8 +172,11 @@ def restore(instruments: Instruments, blob: bytes) -> Engine:
     s = engine.s
     s.next_order_no, s.amend_no = body.next_order_no, body.amend_no
     s.system_mode = _mode(body.system_mode)
-    s.orders = _orders(body)
-    s.accounts = {rec.number: _account(rec, s) for rec in body.accounts}
+    s.orders.update(_orders(body))  # the new engine's own index: its accounts share it
+    open_nos = _open_by_account(s.orders, list(s.orders))
+    s.accounts = {rec.number: _account(rec, s, open_nos.pop(rec.number, [])) for rec in body.accounts}
+    if open_nos:
+        raise SnapshotError("snapshot holds orders of an account it does not hold")
     if FEE_ACCOUNT not in s.accounts:
         raise SnapshotError("snapshot has no fee account")
     if len(body.pairs) != len(s.pairs):
@@ -170,8 +187,6 @@ def restore(instruments: Instruments, blob: bytes) -> Engine:
     s.starts = [_live(s, n, t) for t, n in body.starts]
     s.dms = {(account, key_no): t for account, key_no, t in body.dms}
     s.withdrawals = _withdrawals(s, body)
-    if sum(len(a.open) for a in s.accounts.values()) != len(s.orders):
-        raise SnapshotError("snapshot holds orders that no account lists as open, or lists one twice")
     queued = [o for book in s.books for side in (book.bids, book.asks) for o in side.orders_in_priority()]
     resting = [o for o in s.orders.values() if o.resting]
     if len({id(o) for o in queued}) != len(queued) or len(queued) != len(resting):
@@ -251,19 +266,18 @@ def _withdrawals(s: EngineState, body: Body) -> dict[str, tuple[int, int, int]]:
     return pending
 
 
-def _account(rec: AccountRec, s: EngineState) -> Account:
+def _account(rec: AccountRec, s: EngineState, open_nos: list[int]) -> Account:
     n_assets = len(s.instruments.assets)
     if len(rec.total) != n_assets or len(rec.held) != n_assets:
         raise SnapshotError(f"account {rec.number} has balances for another number of assets")
-    a = Account(rec.number, n_assets)
+    a = Account(rec.number, n_assets, s.orders)
     a.total, a.held = list(rec.total), list(rec.held)
-    for no in rec.open:
-        o = _order(s, no)
-        if o.account != rec.number:
-            raise SnapshotError(f"order {no} is open under account {rec.number} but belongs to another")
-        a.open[no] = o
+    if rec.open != open_nos:
+        raise SnapshotError(f"account {rec.number} lists other open orders than the orders it holds")
+    a.open_nos, a.stale_room = open_nos, len(open_nos) + PRUNE_SLACK
     for cl_ord_id, no in rec.cl_ids:
-        if no not in a.open or a.open[no].cl_ord_id != cl_ord_id:
+        o = a.owns(no)
+        if o is None or o.cl_ord_id != cl_ord_id:
             raise SnapshotError(f"client order id {cl_ord_id!r} does not name an open order")
         a.cl_ids[cl_ord_id] = no
     a.vol_days = dict(rec.vol_days)

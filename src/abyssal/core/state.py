@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from typing import Final
 
 from abyssal.core.accounts import FEE_ACCOUNT, Account
 from abyssal.core.book import Book, Order, keep_slots
@@ -17,6 +18,9 @@ MODE_STRICTNESS = {
     int(Mode.cancel_only): 3,
     int(Mode.maintenance): 4,
 }
+
+
+USD_SAME: Final = -2  # EngineState.usd_via: the pair's quote is the fee currency itself
 
 
 class EngineState:
@@ -47,7 +51,7 @@ class EngineState:
         self.pairs: tuple[Pair, ...] = instruments.pairs
         n_pairs = len(self.pairs)
         self.accounts: dict[int, Account] = {}
-        self.orders: dict[int, Order] = {}  # every live order by number
+        self.orders: dict[int, Order] = {}  # every live order by number (accounts share it: never replaced)
         self.books = [Book(i) for i in range(n_pairs)]
         self.last_price = [0] * n_pairs  # ticks of the last trade, 0 before the first
         self.trade_no = [0] * n_pairs
@@ -70,15 +74,15 @@ class EngineState:
     def account(self, number: int) -> Account:
         acct = self.accounts.get(number)
         if acct is None:
-            acct = Account(number, len(self.instruments.assets))
+            acct = Account(number, len(self.instruments.assets), self.orders)
             self.accounts[number] = acct
         return acct
 
     def _usd_route(self, pair: Pair) -> int:
-        """How to value this pair's quote in the fee currency: -2 same asset, >=0 via that pair."""
+        """How to value this pair's quote in the fee currency: USD_SAME, via that pair (>= 0), or -1."""
         fee_asset = self.instruments.fee_volume_asset.index
         if pair.quote.index == fee_asset:
-            return -2
+            return USD_SAME
         for p in self.pairs:
             if p.base.index == pair.quote.index and p.quote.index == fee_asset:
                 return p.index
@@ -87,7 +91,7 @@ class EngineState:
     def fee_volume(self, pair: Pair, quote_minor: int) -> int:
         """A quote amount valued in fee-currency minor units (0 when there is no route)."""
         route = self.usd_via[pair.index]
-        if route == -2:
+        if route == USD_SAME:
             return quote_minor
         if route < 0 or self.last_price[route] == 0:
             return 0
