@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +23,24 @@ from abyssal.core.snapshot import state_hash
 
 pytestmark = pytest.mark.slow
 COMMANDS = 40
+
+
+def _database(pg_url: str) -> psycopg.Connection[Any]:
+    """The store's and the cluster's tables in a fresh database; the connection stays open."""
+    from abyssal.adapters.postgres import PostgresStore
+
+    PostgresStore(pg_url).close()  # migrations
+    db = psycopg.connect(pg_url, autocommit=True)
+    schema.ensure(db)
+    return db
+
+
+async def _leading(node: EngineNode, task: asyncio.Task[None], published: int) -> None:
+    """Until the node leads and has published ``published`` records (20 s at most)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (node.leader and node.published_seq >= published):
+        assert not task.done(), task
+        await asyncio.sleep(0.05)
 
 
 def _deposit(i: int) -> Deposit:
@@ -60,11 +79,7 @@ def test_takeover_publishes_every_seq_after_the_tail_in_order(
     pg_url: str, broker: Tansu, recent: int
 ) -> None:
     sent = _log_commands(broker, COMMANDS)
-    with psycopg.connect(pg_url, autocommit=True) as db:
-        from abyssal.adapters.postgres import PostgresStore
-
-        PostgresStore(pg_url).close()  # migrations
-        schema.ensure(db)
+    with _database(pg_url) as db:
         # another node holds the lease for a moment: this one follows first, then takes over
         db.execute("INSERT INTO engine_leases VALUES (0, 'ghost', 7, now() + interval '1500 milliseconds')")
     config = load_config()
@@ -73,10 +88,7 @@ def test_takeover_publishes_every_seq_after_the_tail_in_order(
 
     async def run() -> None:
         task = asyncio.create_task(node.run())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (node.leader and node.published_seq == COMMANDS):
-            assert not task.done(), task
-            await asyncio.sleep(0.05)
+        await _leading(node, task, COMMANDS)
         node.stop()
         await task
 
@@ -94,29 +106,21 @@ def test_the_leaders_snapshots_are_the_state_at_their_seq(pg_url: str, broker: T
     """Snapshots are serialised by a forked child while the leader goes on; each one stored equals
     the state of a reference engine after exactly that many commands, with its clock."""
     sent = _log_commands(broker, COMMANDS)
-    with psycopg.connect(pg_url, autocommit=True) as db:
-        from abyssal.adapters.postgres import PostgresStore
-
-        PostgresStore(pg_url).close()  # migrations
-        schema.ensure(db)
+    _database(pg_url).close()
     config = load_config()
     node = EngineNode(config, pg_url, broker.url, node_id="s", lease_ttl_s=1.0)
     node.snapshot_every = 7
 
     async def run() -> None:
         task = asyncio.create_task(node.run())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (node.leader and node.published_seq == COMMANDS):
-            assert not task.done(), task
-            await asyncio.sleep(0.05)
+        await _leading(node, task, COMMANDS)
         p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
         for i in range(COMMANDS, 2 * COMMANDS):  # commands the leader applies, in several batches
             sent.append(_deposit(i))
             p.produce(commands_topic(0), command_encoder.encode(sent[-1]), partition=0)
             assert p.flush(10) == 0
             await asyncio.sleep(0.01)
-        while time.monotonic() < deadline and node.published_seq < 2 * COMMANDS:
-            await asyncio.sleep(0.05)
+        await _leading(node, task, 2 * COMMANDS)
         while node._snapshot_task is not None and not node._snapshot_task.done():
             await asyncio.sleep(0.02)
         node.stop()

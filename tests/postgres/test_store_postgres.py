@@ -102,6 +102,18 @@ def batches(
     return out
 
 
+def both_stores(
+    pg_store: PostgresStore, tmp_path: Path, n: int, size: int
+) -> tuple[Instruments, SqliteStore]:
+    """The same ``n`` commands, in batches of ``size`` without snapshots, written to both stores."""
+    instruments = load_config(None).instruments
+    lite = SqliteStore(tmp_path / "abyssal.db")
+    for record in batches(instruments, commands(instruments, n), size=size, snapshot_every=10**9):
+        lite.write_batch(record)
+        pg_store.write_batch(record)
+    return instruments, lite
+
+
 def dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
     c = store.conn()
     return {
@@ -135,11 +147,7 @@ def test_same_batches_leave_identical_tables_and_recover_to_the_same_state(
 
 def test_a_snapshot_written_on_its_own_touches_nothing_else(pg_store: PostgresStore, tmp_path: Path) -> None:
     """``write_snapshot`` (the sequencer's background snapshots): same row on both, offsets unchanged."""
-    instruments = load_config(None).instruments
-    lite = SqliteStore(tmp_path / "abyssal.db")
-    for record in batches(instruments, commands(instruments, 120), size=40, snapshot_every=10**9):
-        lite.write_batch(record)
-        pg_store.write_batch(record)
+    instruments, lite = both_stores(pg_store, tmp_path, 120, size=40)
     last = lite.last_seq()
     blob = snapshot(recover(lite, instruments).engine)
     digest = hashlib.sha256(blob).hexdigest()
@@ -157,11 +165,7 @@ def test_a_snapshot_written_on_its_own_touches_nothing_else(pg_store: PostgresSt
 
 
 def test_shared_read_sql_returns_the_same_rows(pg_store: PostgresStore, tmp_path: Path) -> None:
-    instruments = load_config(None).instruments
-    lite = SqliteStore(tmp_path / "abyssal.db")
-    for record in batches(instruments, commands(instruments, 200), size=50, snapshot_every=10**9):
-        lite.write_batch(record)
-        pg_store.write_batch(record)
+    _, lite = both_stores(pg_store, tmp_path, 200, size=50)
     window = sqlite_reads.Window()
     for account in (1, 2, 3):
         for fn, args in (

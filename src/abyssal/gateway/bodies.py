@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from abyssal.gateway.params import INVALID_ARGUMENTS, ParamError, invalid
@@ -54,7 +55,7 @@ def _parse_json(body: bytes) -> dict[str, object]:
     return value
 
 
-def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def _unique_object(pairs: Iterable[tuple[str, object]]) -> dict[str, object]:
     result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
@@ -76,12 +77,7 @@ def _parse_form(raw: bytes) -> dict[str, object]:
     except ValueError:  # bad UTF-8, raw or percent-encoded, or too many fields
         raise ParamError(INVALID_ARGUMENTS) from None
     if not any("[" in key for key, _ in pairs):  # the usual flat body: no nesting to resolve
-        flat: dict[str, object] = {}
-        for key, value in pairs:
-            if key in flat:
-                raise invalid(key)
-            flat[key] = value
-        return flat
+        return _unique_object(pairs)
     root: dict[str, object] = {}
     for key, value in pairs:
         _insert(root, _key_path(key), value)
