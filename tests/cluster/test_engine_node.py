@@ -132,7 +132,7 @@ def test_the_leaders_snapshots_are_the_state_at_their_seq(pg_url: str, broker: T
             "SELECT s.seq, s.state_hash, k.last_ts_ns FROM snapshots s JOIN engine_clocks k ON k.seq = s.seq "
             "ORDER BY s.seq"
         ).fetchall()
-    assert len(rows) >= 2 and rows[0][0] > COMMANDS, rows
+    assert len(rows) >= 2, rows  # several, while commands kept coming
     reference = Engine(config.instruments)
     applied = 0
     for seq, digest, last_ts in rows:
