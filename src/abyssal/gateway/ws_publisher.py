@@ -121,9 +121,11 @@ class Publisher:
         view = self.views[pair]
         changes = [(side, price, source.qty(side, price)) for side, price in touched]
         depths = [d for d in BOOK_DEPTHS if self.registry.has(("book", pair, d))]
-        updates = view.apply_batch(changes, depths or (BOOK_DEPTHS[0],))
-        if not depths:
+        if not depths:  # nobody to tell: keep the view current for the next snapshot, no checksum
+            for side, price, qty in changes:
+                view.apply(side, price, qty)
             return
+        updates = view.apply_batch(changes, depths)
         pm = self.market.pairs[pair]
         for depth in depths:
             update = updates[depth]
