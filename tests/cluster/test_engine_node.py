@@ -121,7 +121,7 @@ def test_the_leaders_snapshots_are_the_state_at_their_seq(pg_url: str, broker: T
             assert p.flush(10) == 0
             await asyncio.sleep(0.01)
         await _leading(node, task, 2 * COMMANDS)
-        while node._snapshot_task is not None and not node._snapshot_task.done():
+        while node.snapshots.busy:
             await asyncio.sleep(0.02)
         node.stop()
         await task

@@ -43,7 +43,7 @@ from abyssal.cluster.records import (
 from abyssal.config import Config
 from abyssal.core.engine import Engine
 from abyssal.core.messages import Tick, command_decoder, command_encoder, events_encoder
-from abyssal.runtime.snapshot_fork import ForkedSnapshot, fork_available, fork_snapshot
+from abyssal.runtime.snapshot_fork import BackgroundSnapshots
 
 log = structlog.get_logger("abyssal.engine")
 
@@ -82,8 +82,8 @@ class EngineNode:
         self.seq = 0  # last applied
         self.last_ts_ns = 0
         self.snapshot_seq = 0
-        self._snapshot_task: asyncio.Task[None] | None = None
-        self._snapshot_child: ForkedSnapshot | None = None
+        self.snapshots = BackgroundSnapshots(self._store_snapshot, self._db)
+        self._snapshot_clock = (0, 0)  # (seq, last stamp) of the snapshot being taken
         self.recent: collections.deque[tuple[int, bytes, str]] = collections.deque(maxlen=RECENT_RECORDS)
         self.leader = False
         self.published_seq = 0  # leader: every record up to here is on the event topic
@@ -130,10 +130,7 @@ class EngineNode:
         self._stopping.set()
 
     async def _shutdown(self) -> None:
-        if self._snapshot_child is not None:
-            self._snapshot_child.kill()  # the next leader or start takes its own
-        if self._snapshot_task is not None:
-            await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        await self.snapshots.close()  # a child still serialising is killed: a later leader takes its own
         if self.reader is not None:
             self.reader.stop()
         if self.producer is not None:
@@ -238,45 +235,28 @@ class EngineNode:
 
     async def _snapshot(self) -> None:
         """A snapshot at this seq, serialised by a forked child while the node goes on applying
-        (runtime/snapshot_fork.py); inline where fork is unavailable."""
-        if self._snapshot_task is not None and not self._snapshot_task.done():
+        (runtime/snapshot_fork.py); inline where fork is unavailable. The log already holds the seq."""
+        if self.snapshots.busy:
             return  # the previous one is still being written: a later batch tries again
-        seq, last_ts = self.seq, self.last_ts_ns
-        self.snapshot_seq = seq
-        child: ForkedSnapshot | None = None
-        ready: tuple[str, bytes] | None = None
-        if fork_available():
-            with contextlib.suppress(OSError):  # e.g. ENOMEM: inline this time
-                child = fork_snapshot(self.engine, seq)
-        if child is None:
-            from abyssal.core import snapshot as snapshots
+        seq = self.snapshot_seq = self.seq
+        self._snapshot_clock = (seq, self.last_ts_ns)
+        if self.snapshots.start(self.engine, seq, None):
+            return
+        from abyssal.core import snapshot as snapshots
 
-            blob = snapshots.snapshot(self.engine)  # on the loop: the engine must not change meanwhile
-            ready = (hashlib.sha256(blob).hexdigest(), blob)
-        self._snapshot_child = child
-        self._snapshot_task = asyncio.create_task(self._store_snapshot(seq, last_ts, child, ready))
-
-    async def _store_snapshot(
-        self, seq: int, last_ts: int, child: ForkedSnapshot | None, ready: tuple[str, bytes] | None
-    ) -> None:
+        blob = snapshots.snapshot(self.engine)  # on the loop: the engine must not change meanwhile
         try:
-            if child is not None:
-                ready = await asyncio.to_thread(child.collect)
-            assert ready is not None
-            digest, blob = ready
-
-            def write() -> None:
-                with self.store.transaction() as c:
-                    c.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?)", (seq, digest, blob))
-                    c.execute("INSERT OR IGNORE INTO engine_clocks VALUES (?, ?)", (seq, last_ts))
-
-            await self._in_db(write)
-            log.info("engine_snapshot", seq=seq, bytes=len(blob))
+            await self._in_db(self._store_snapshot, seq, hashlib.sha256(blob).hexdigest(), blob)
         except Exception as exc:  # replay from an older snapshot costs time, not correctness
-            if not self._stopping.is_set():
-                log.error("engine_snapshot_failed", seq=seq, error=repr(exc))
-        finally:
-            self._snapshot_child = None
+            log.error("snapshot_write_failed", seq=seq, error=repr(exc))
+
+    def _store_snapshot(self, seq: int, digest: str, blob: bytes) -> None:
+        """The snapshot and the clock it was taken at (in the database thread)."""
+        clock_seq, last_ts = self._snapshot_clock
+        assert clock_seq == seq, "one snapshot at a time"
+        with self.store.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?)", (seq, digest, blob))
+            c.execute("INSERT OR IGNORE INTO engine_clocks VALUES (?, ?)", (seq, last_ts))
 
     # -- leadership --------------------------------------------------------------------------
     async def _lease_forever(self) -> None:

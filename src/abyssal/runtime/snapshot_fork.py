@@ -130,8 +130,9 @@ def _child(engine: Engine, write_fd: int) -> None:  # pragma: no cover - runs in
 class BackgroundSnapshots:
     """At most one forked snapshot at a time, written through the writer once its batch is durable.
 
-    ``write`` is the store's ``write_snapshot``, ``writer`` the sequencer's single writer thread, so
-    the snapshot's transaction queues behind the batch that reached its seq.
+    ``write`` stores one snapshot and runs on ``writer``: the sequencer passes the store's
+    ``write_snapshot`` and its single writer thread (so the snapshot's transaction queues behind the
+    batch that reached its seq), a scaled-out engine node its own database thread.
     """
 
     def __init__(self, write: Callable[[int, str, bytes], None], writer: Executor) -> None:
@@ -149,11 +150,11 @@ class BackgroundSnapshots:
     def busy(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self, engine: Engine, seq: int, committed: Awaitable[object]) -> bool:
+    def start(self, engine: Engine, seq: int, committed: Awaitable[object] | None) -> bool:
         """Fork a child for the engine as it is now (at ``seq``); False when that is not possible.
 
-        ``committed`` resolves when the batch holding ``seq`` is durable. On False the caller takes
-        the snapshot inline.
+        ``committed`` resolves when the batch holding ``seq`` is durable (None: it already is). On
+        False the caller takes the snapshot inline.
         """
         if not self.enabled or self.busy or self._closing:
             return False
@@ -166,7 +167,7 @@ class BackgroundSnapshots:
         self._task = asyncio.get_running_loop().create_task(self._complete(child, committed))
         return True
 
-    async def _complete(self, child: ForkedSnapshot, committed: Awaitable[object]) -> None:
+    async def _complete(self, child: ForkedSnapshot, committed: Awaitable[object] | None) -> None:
         loop = asyncio.get_running_loop()
         try:
             digest, blob = await loop.run_in_executor(self._collector, child.collect)
@@ -178,7 +179,8 @@ class BackgroundSnapshots:
         finally:
             self._child = None
         try:
-            await committed  # its seq must be durable before the snapshot is
+            if committed is not None:
+                await committed  # its seq must be durable before the snapshot is
         except Exception:  # the batch failed: the sequencer stops; this snapshot is not valid
             return
         try:
