@@ -9,6 +9,14 @@ without a C compiler. This script compiles the same sources with mypyc (mypy==2.
     python build_mypyc.py --inplace      # .so files next to the sources in src/abyssal/core/
     python build_mypyc.py --clean        # remove the in-place .so files (back to pure Python)
     python build_mypyc.py --status       # which build does ``import abyssal`` pick up here?
+    python build_mypyc.py --if-stale     # build only when src/ changed since the last build;
+                                         # exit 0 only when a current compiled build exists
+    python build_mypyc.py --check        # exit 0 only when a current compiled build exists
+
+``./scripts/serve`` runs ``--if-stale`` and then serves from the out-of-tree build, so a user
+gets the compiled engine whenever a C compiler is present, and never a stale one: each build
+records a digest of the sources it copied (``build/mypyc/digest``), and a build whose digest no
+longer matches ``src/`` is rebuilt before it is used (or, if that fails, not used).
 
 Out of tree is the default because an in-place ``.so`` shadows its ``.py`` (CPython prefers
 extension modules): in a shared working tree, a stale in-place build would silently run old
@@ -19,6 +27,7 @@ code under the tests of whoever edits the ``.py`` next. Compiled files are never
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -52,6 +61,7 @@ COMPILED_MODULES = (
 GROUP_NAME = "abyssal_core"  # the shared library is <GROUP_NAME>__mypyc.<ext>
 OUT_DEFAULT = ROOT / "build" / "mypyc"
 EXT_SUFFIX = str(sysconfig.get_config_var("EXT_SUFFIX"))
+NO_BUILD = 3  # --if-stale: no compiler or no mypyc, so no compiled build can be used
 
 
 def compiler_present() -> str | None:
@@ -93,6 +103,42 @@ def compile_into(package: Path, build_lib: Path, build_temp: Path, inplace: bool
         )
 
 
+def source_digest(package: Path = PACKAGE) -> str:
+    """What a build depends on: every file the copy takes (path and bytes), the interpreter and
+    mypy's version. Equal digests mean the compiled copy is what ``src/`` holds now."""
+    h = hashlib.sha256()
+    h.update(f"{sys.version}|{sysconfig.get_config_var('EXT_SUFFIX')}|{_mypy_version()}".encode())
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        if not path.is_file() or "__pycache__" in rel.parts or path.name.endswith((".so", ".pyc")):
+            continue
+        data = path.read_bytes()
+        h.update(f"\0{rel.as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _mypy_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mypy")
+    except Exception:  # no mypy: nothing can be built, and no build can be current
+        return "none"
+
+
+def digest_path(out: Path) -> Path:
+    return out / "digest"
+
+
+def is_current(out: Path, package: Path = PACKAGE) -> bool:
+    """A compiled build exists under out/lib and was made from the sources as they are now."""
+    path = digest_path(out)
+    if not path.is_file() or not (out / "lib" / "abyssal").is_dir():
+        return False
+    return path.read_text().strip() == source_digest(package)
+
+
 def build_out_of_tree(out: Path) -> Path:
     """A complete, importable copy of the package with the core compiled, under out/lib.
 
@@ -100,11 +146,14 @@ def build_out_of_tree(out: Path) -> Path:
     snapshot even while someone edits src/.
     """
     lib = out / "lib"
+    digest_path(out).unlink(missing_ok=True)  # written again only when this build succeeds
     if lib.exists():
         shutil.rmtree(lib)
     lib.mkdir(parents=True)
     shutil.copytree(PACKAGE, lib / "abyssal", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    digest = source_digest(lib / "abyssal")  # of the copy: src/ may change while this compiles
     compile_into(lib / "abyssal", lib, out / "temp", inplace=False)
+    digest_path(out).write_text(digest + "\n")
     return lib
 
 
@@ -136,6 +185,12 @@ def main() -> int:
     mode.add_argument("--inplace", action="store_true", help="put the .so files next to the sources")
     mode.add_argument("--clean", action="store_true", help="remove in-place .so files")
     mode.add_argument("--status", action="store_true", help="show which build each way imports")
+    mode.add_argument("--check", action="store_true", help="exit 0 only if a current compiled build exists")
+    mode.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="build only if src/ changed since the last build; exit 0 only if a current build exists",
+    )
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT, help="out-of-tree build directory")
     args = ap.parse_args()
     os.chdir(ROOT)  # mypy reads [tool.mypy] from pyproject.toml and maps paths to module names
@@ -148,11 +203,19 @@ def main() -> int:
         if (args.out / "lib").exists():
             print(f"with PYTHONPATH={args.out / 'lib'}:\n{status(args.out / 'lib')}")
         return 0
+    if args.check:
+        current = is_current(args.out)
+        state = "current" if current else "missing or stale"
+        print(f"build_mypyc: the compiled build in {args.out / 'lib'} is {state}")
+        return 0 if current else 1
+    if args.if_stale and is_current(args.out):
+        print(f"build_mypyc: the compiled build in {args.out / 'lib'} is current")
+        return 0
     cc = compiler_present()
     if cc is None or not mypyc_present():
         missing = "no C compiler" if cc is None else "no mypyc (pip install mypy==2.4.1)"
         print(f"build_mypyc: {missing}; keeping the pure-Python build (nothing to do)")
-        return 0
+        return NO_BUILD if args.if_stale else 0
     try:
         if args.inplace:
             compile_into(PACKAGE, ROOT, args.out / "temp", inplace=True)

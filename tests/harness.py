@@ -47,6 +47,7 @@ class Server:
     log_path: Path | None = None
     command: str = "serve"  # or "gateway" / "marketdata" (scaled out: needs database and extra --bus)
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # more environment (e.g. PYTHONPATH of a build)
     _log: Any = None
 
     @property
@@ -54,7 +55,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "ABYSSAL_ADMIN_TOKEN": ADMIN_TOKEN}
+        env = {**os.environ, "ABYSSAL_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         self._close_log()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process ends

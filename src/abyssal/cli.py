@@ -180,6 +180,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from abyssal.config import load_config
+    from abyssal.core import engine_build
     from abyssal.gateway.app import App
     from abyssal.observability import configure_logging
     from abyssal.runtime.exchange import Exchange
@@ -202,6 +203,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready() -> None:
         print(f"Abyssal is listening on {url} (data in {data_dir.resolve()})", flush=True)
+        if engine_build() == "compiled":
+            print("Engine: compiled with mypyc", flush=True)
+        else:
+            print(
+                "Engine: pure Python (./scripts/serve compiles it when a C compiler is present)", flush=True
+            )
         print("Get a funded API key:", flush=True)
         print(f"  abyssal account create alice --url {url} --data-dir {data_dir}", flush=True)
         print(f"  abyssal deposit alice USD 10000 --url {url} --data-dir {data_dir}", flush=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from abyssal.adapters import sqlite_reads as reads
+from abyssal.core import engine_build
 from abyssal.core.messages import Deposit, Mode, Rejected, SetMode
 from abyssal.gateway.auth import Permission
 from abyssal.gateway.params import decimal_places, parse_decimal
@@ -244,5 +245,6 @@ async def status(exchange: Exchange) -> Any:
 
     result = await exchange.read(gather)
     result["intake_queue_depth"] = exchange.sequencer.queue_depth
+    result["engine_build"] = engine_build()
     result["uptime_s"] = (time.time_ns() - exchange.started_ns) // 10**9
     return result
