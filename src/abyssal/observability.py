@@ -78,6 +78,7 @@ FIELDS: Mapping[str, str] = {
     "batch_commands": "commands in one group-commit batch",
     "queue_depth": "intake queue depth",
     "replayed": "commands replayed at start",
+    "engine_build": "compiled (mypyc extension modules) or pure (Python sources)",
     "duration_us": "elapsed microseconds",
     "bytes": "a size in bytes",
     "phase": "lifecycle: starting, recovering, ready, stopping, stopped, failed",

@@ -16,6 +16,9 @@ import pytest
 from tests.cluster.harness import Cluster
 from tests.harness import Server
 
+from abyssal.adapters.event_log_outbox import EVENTS_CURSOR
+from abyssal.runtime.event_messages import command_messages
+
 pytestmark = pytest.mark.slow
 
 
@@ -211,12 +214,19 @@ def test_every_other_role_killed_and_restarted_under_load(cluster: Cluster) -> N
         count, top = db.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()  # type: ignore[misc]
         assert count == top == seq  # every seq written once, none missing
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # both relays: the outbox table and the event log
             left = db.execute("SELECT COUNT(*) FROM outbox WHERE published_ns IS NULL").fetchone()
-            if left is not None and left[0] == 0:
+            at = db.execute("SELECT seq FROM projection_offsets WHERE name = %s", (EVENTS_CURSOR,)).fetchone()
+            if left is not None and left[0] == 0 and at is not None and at[0] == seq:
                 break
             time.sleep(0.1)
         rows = db.execute("SELECT event_id, topic FROM outbox").fetchall()
-    assert rows, "every engine event leaves an outbox row"
-    on_kafka = _outbox_on_kafka(cluster.bus.removeprefix("kafka://"), sorted({t for _, t in rows}))
-    assert set(on_kafka) == {e for e, _ in rows}  # all published (at least once; consumers dedupe by id)
+        events = db.execute("SELECT seq, version, body FROM events ORDER BY seq").fetchall()
+    # the message of every publishable engine event, from the event log, as the relay builds it
+    expected = {
+        m.event_id: m.topic for seq, version, body in events for _, m in command_messages(seq, version, body)
+    }
+    assert {"orders", "trades", "ledger"} <= set(expected.values()), "the engine's events have messages"
+    expected.update((e, t) for e, t in rows)  # and the payment transitions of the outbox table
+    on_kafka = _outbox_on_kafka(cluster.bus.removeprefix("kafka://"), sorted(set(expected.values())))
+    assert set(on_kafka) == set(expected)  # all published (at least once; consumers dedupe by id)

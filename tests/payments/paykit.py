@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from tests.ops.inprocess import Client, Lifespan, wait_ready
 
+from abyssal.adapters.event_log_outbox import EventLogOutbox
 from abyssal.config import load_config
 from abyssal.gateway.app import App
 from abyssal.runtime.exchange import Exchange
@@ -73,9 +74,11 @@ class Env:
         return list(status["audit"])
 
     async def settled(self) -> None:
-        """Wait until the relay published everything and the notifier has nothing due."""
+        """Wait until both relays published everything (the outbox table, the event log)."""
+        events = EventLogOutbox(self.exchange.store)
         for _ in range(400):
             backlog = await self.exchange.payment_io(self.exchange.payment_store.outbox_backlog)
+            backlog += await self.exchange.payment_io(events.outbox_backlog)
             if backlog == 0:
                 return
             await asyncio.sleep(0.01)

@@ -62,6 +62,13 @@ async def _until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-
 def test_every_committed_change_has_its_outbox_event_in_order(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with exchange_env(tmp_path) as env:
+            ledger_events: list[BusMessage] = []
+
+            async def on_ledger(m: BusMessage) -> None:
+                ledger_events.append(m)
+
+            env.exchange.bus.subscribe(["ledger"], "test-ledger")  # before any ledger event
+            listening = asyncio.create_task(env.exchange.bus.run(["ledger"], "test-ledger", on_ledger))
             t = await env.tenant("alice", USD="100")
             await env.withdraw_key(t)
             r = await env.http.post(
@@ -83,15 +90,15 @@ def test_every_committed_change_has_its_outbox_event_in_order(tmp_path: Path) ->
             ]
             versions = [msgspec.json.decode(r[2])["payment"]["version"] for r in rows]
             assert versions == [1, 2, 3, 4] and {r[1] for r in rows} == {1}
-            ledger = [
-                r[0] for r in c.execute("SELECT event_type FROM outbox WHERE topic = 'ledger' ORDER BY id")
-            ]
-            assert ledger == [
-                "deposited",
-                "withdraw_held",
-                "withdraw_posted",
-            ]  # engine events, same batch txn
             assert c.execute("SELECT COUNT(*) FROM outbox WHERE published_ns IS NULL").fetchone()[0] == 0
+            # engine events are not copied into ``outbox``: the event log is their outbox
+            assert c.execute("SELECT COUNT(*) FROM outbox WHERE topic != 'payments'").fetchone()[0] == 0
+            assert [m.event_type for m in ledger_events] == ["deposited", "withdraw_held", "withdraw_posted"]
+            assert [m.key for m in ledger_events] == [f"account:{t.account}"] * 3
+            seqs = [msgspec.json.decode(m.payload)["seq"] for m in ledger_events]
+            assert seqs == sorted(seqs) and all(m.event_id.startswith("e-") for m in ledger_events)
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
 
     run(scenario)
 

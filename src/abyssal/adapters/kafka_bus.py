@@ -2,7 +2,8 @@
 
 Publisher: an idempotent producer (``enable.idempotence``, ``acks=all``); ``publish`` returns only
 once every message's delivery report succeeded, and raises ``PublishFailed`` otherwise (the
-outbox keeps the rows unpublished and the relay retries; duplicates carry the same event id).
+rows stay unpublished, in the outbox or behind the event log's cursor, and the relay retries;
+duplicates carry the same event id).
 Subscriber: a consumer group with auto-commit off; a message's offset is committed only after
 the handler returned for it, so delivery is at least once and handlers dedupe by event id.
 librdkafka's blocking calls (flush, poll, commit, close) run on one dedicated thread per

@@ -2,10 +2,11 @@
 
 A message is acknowledged to the publisher only after every subscribed group's handler has
 returned for it, i.e. after each consumer made its own durable write. Nothing is held in memory
-that the outbox does not also hold, so a crash loses nothing: unacknowledged rows stay
-unpublished in the outbox and the relay sends them again after the restart (consumers dedupe by
-event id). A handler that raises gets the message again after a short pause, up to
-``redeliveries_max`` times; then the publish fails and the relay retries the batch later.
+that the outbox (the table, or the event log behind its cursor) does not also hold, so a crash
+loses nothing: unacknowledged rows stay unpublished and the relay sends them again after the
+restart (consumers dedupe by event id). A handler that raises gets the message again after a
+short pause, up to ``redeliveries_max`` times; then the publish fails and the relay retries the
+batch later.
 """
 
 from __future__ import annotations

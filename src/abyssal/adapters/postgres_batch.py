@@ -61,12 +61,6 @@ UPSERT_BALANCES = (
     f"INSERT INTO balances SELECT * FROM unnest({_arrays(('bigint', 'int', 'bigint', 'bigint'))}) "
     "ON CONFLICT (account, asset) DO UPDATE SET total = excluded.total, held = excluded.held"
 )
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, trace_id, "
-    "created_ns) SELECT a, b, c, d, e, f, g, h "
-    f"FROM unnest({_arrays(('text',) * 4 + ('int', 'bytea', 'text', 'bigint'))}) "
-    "WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, n) ORDER BY n ON CONFLICT DO NOTHING"
-)  # ids (the relay's order) follow the rows' order, as in SQLite
 UPSERT_OFFSET = (
     "INSERT INTO projection_offsets VALUES ('ledger', %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
 )
@@ -155,6 +149,4 @@ def row_statements(r: Rows) -> list[Statement]:
                     r.withdraw_holds, True))  # fmt: skip
     if r.withdraw_resolved:
         out.append(("DELETE FROM withdrawal_holds WHERE ref = %s", r.withdraw_resolved, True))
-    if r.outbox:  # the transactional outbox: published by runtime/outbox.py after this commit
-        out.append((INSERT_OUTBOX, columns(r.outbox, 8), False))
     return out

@@ -336,6 +336,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (consumer, event_id)
     );
     """,
+    # 4: mirroring sqlite_schema migration 5: the event-log relay's cursor (the event log is the
+    #    outbox of engine events, adapters/event_log_outbox.py), created at the log's end so an
+    #    upgraded database does not publish its history again
+    """
+    INSERT INTO projection_offsets (name, seq)
+        SELECT 'relay:events', COALESCE(MAX(seq), 0) FROM events
+        ON CONFLICT (name) DO NOTHING;
+    """,
 )
 
 

@@ -2,7 +2,8 @@
 
 One writer connection, used only by the writer thread, commits a whole batch (commands,
 events, projected rows, nonces, optional snapshot) in one transaction: a command is
-durable exactly when its batch commits. Readers use their own connections per thread.
+durable exactly when its batch commits. Readers use their own connections per thread. The
+``events`` rows are also the outbox of engine events (adapters/event_log_outbox.py).
 """
 
 from __future__ import annotations
@@ -221,9 +222,3 @@ def write_rows(c: sqlite3.Connection, r: Rows) -> None:
         c.executemany("INSERT OR IGNORE INTO withdrawal_holds VALUES (?,?,?,?)", r.withdraw_holds)
     if r.withdraw_resolved:
         c.executemany("DELETE FROM withdrawal_holds WHERE ref = ?", r.withdraw_resolved)
-    if r.outbox:  # the transactional outbox: published by runtime/outbox.py after this commit
-        c.executemany(
-            "INSERT OR IGNORE INTO outbox (event_id, topic, aggregate, event_type, schema_version, payload, "
-            "trace_id, created_ns) VALUES (?,?,?,?,?,?,?,?)",
-            r.outbox,
-        )

@@ -326,6 +326,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (consumer, event_id)
     );
     """,
+    # 5: the event log is the outbox of engine events (adapters/event_log_outbox.py): the
+    #    event-log relay's cursor ("every event of commands <= seq is published"), created at the
+    #    log's end, so an upgraded database does not publish its history again (its engine rows
+    #    already in ``outbox`` still go out through the table relay)
+    """
+    INSERT OR IGNORE INTO projection_offsets (name, seq)
+        SELECT 'relay:events', COALESCE(MAX(seq), 0) FROM events;
+    """,
 )
 
 

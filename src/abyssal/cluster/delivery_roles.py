@@ -1,5 +1,9 @@
-"""``abyssal relay`` and ``abyssal notifier``: the embedded exchange's relay and webhook consumer,
-run on their own against PostgreSQL and Kafka (the same classes: adapters, not forks)."""
+"""``abyssal relay`` and ``abyssal notifier``: the embedded exchange's relays and webhook consumer,
+run on their own against PostgreSQL and Kafka (the same classes: adapters, not forks).
+
+A relay process runs both relays of the embedded exchange on one bus: the payments outbox table
+and the event log (the engine's order, trade and ledger events, adapters/event_log_outbox.py).
+Any number of relay processes compete on one database."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from abyssal.adapters.bus import Bus, open_bus
+from abyssal.adapters.event_log_outbox import EventLogOutbox
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.adapters.store import Store, open_store
@@ -25,9 +30,12 @@ class DeliveryRole:
         self.bus_url = bus
         self.data_dir = data_dir
         self.phase = "starting"
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"abyssal-{kind}")
+        # a relay process runs two relays, each with its own connection: a thread for each
+        threads = 2 if kind == "relay" else 1
+        self._io = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"abyssal-{kind}")
         self._stopping = asyncio.Event()
-        self.relay: OutboxRelay | None = None
+        self.relay: OutboxRelay | None = None  # the payments outbox table
+        self.event_relay: OutboxRelay | None = None  # the event log
         self.notifier: Notifier | None = None
         self.bus: Bus | None = None
         self.store: Store | None = None
@@ -41,7 +49,9 @@ class DeliveryRole:
         consumer: asyncio.Task[None] | None = None
         if self.kind == "relay":
             self.relay = OutboxRelay(SqlitePaymentStore(self.store), self.bus, self.blocking)
+            self.event_relay = OutboxRelay(EventLogOutbox(self.store), self.bus, self.blocking)
             self.relay.start()
+            self.event_relay.start()
         else:
             self.notifier = Notifier(SqliteWebhookStore(self.store), self.blocking)
             self.bus.subscribe(notifications.TOPICS, notifications.CONSUMER)
@@ -58,8 +68,9 @@ class DeliveryRole:
                 raise consumer.exception()  # type: ignore[misc]
         finally:
             stop.cancel()
-            if self.relay is not None:
-                await self.relay.stop()
+            for relay in (self.relay, self.event_relay):
+                if relay is not None:
+                    await relay.stop()
             if self.notifier is not None:
                 await self.notifier.stop()
             if consumer is not None:
@@ -76,6 +87,8 @@ class DeliveryRole:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.kind, "phase": self.phase}
-        if self.relay is not None:
-            out["published"] = self.relay.published
+        if self.relay is not None and self.event_relay is not None:
+            out["published"] = self.relay.published + self.event_relay.published
+            out["published_outbox"] = self.relay.published  # payment transitions
+            out["published_events"] = self.event_relay.published  # engine events
         return out

@@ -83,7 +83,7 @@ def add_parsers(sub: Any, admin_defaults: Callable[[argparse.ArgumentParser], No
     for name, text in (
         ("engine", "scaled out: one engine replica of a shard (the lease holder leads)"),
         ("ledger-writer", "scaled out: the event log into PostgreSQL"),
-        ("relay", "scaled out: the outbox in PostgreSQL to Kafka"),
+        ("relay", "scaled out: the outbox and the event log in PostgreSQL to Kafka"),
         ("notifier", "scaled out: Kafka to webhooks"),
     ):
         p = sub.add_parser(name, help=text)

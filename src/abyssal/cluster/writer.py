@@ -3,7 +3,7 @@
 It reads the event topic from the offset it stored, skips every seq already written (the
 topic may repeat a seq after a failover), and writes each batch with the embedded exchange's
 own write path (``Store.write_batch``: command and event logs, orders, trades, ledger,
-balances, outbox) in one transaction that also stores the next topic offset. A crash between
+balances) in one transaction that also stores the next topic offset. A crash between
 two batches therefore re-reads at most the batch that was not committed. PostgreSQL tells the
 gateways each committed seq (``NOTIFY abyssal_projected``), which is how a gateway answers a
 client only once what it did can be read from any gateway.

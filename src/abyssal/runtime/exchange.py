@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import structlog
 
 from abyssal.adapters.bus import Bus, open_bus
+from abyssal.adapters.event_log_outbox import EventLogOutbox
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.adapters.store import Store, is_postgres, open_store, redact
 from abyssal.config import Config
-from abyssal.core.messages import Command, Event
+from abyssal.core import engine_build
+from abyssal.core.messages import Command, Deposit, Event, WithdrawHold, WithdrawPost, WithdrawVoid
 from abyssal.gateway.auth import SecretBox, load_or_create_master_key
 from abyssal.gateway.keys import KeyRing
 from abyssal.gateway.ratelimit import (
@@ -55,6 +57,8 @@ PAYMENT_THREADS = 1
 # PostgreSQL takes concurrent writers (row locks, SKIP LOCKED claims): round trips overlap
 PAYMENT_THREADS_POSTGRES = 8
 NONCE_FLUSH_INTERVAL_S = 1.0
+# commands of the payments service: their batches sit between its outbox writes (see _wake_relays)
+PAYMENT_COMMANDS = (Deposit, WithdrawHold, WithdrawPost, WithdrawVoid)
 T = TypeVar("T")
 
 
@@ -105,7 +109,8 @@ class Exchange:
         self.webhook_store: SqliteWebhookStore
         self.payment_tokens: dict[str, int] = {}  # sha256(token) -> account
         self.bus: Bus = open_bus(bus if role == "embedded" else None)
-        self.relay: OutboxRelay | None = None
+        self.relay: OutboxRelay | None = None  # the payments outbox table
+        self.event_relay: OutboxRelay | None = None  # the engine's events, from the event log
         self.notifier: Notifier | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.store: Store
@@ -159,7 +164,7 @@ class Exchange:
             self._flusher = asyncio.create_task(self._flush_nonces_forever())
         await self._open_payments()
         log.info("exchange_open", seq=self.sequencer.next_seq - 1, replayed=replayed, role=self.role,
-                 url=redact(self.database))  # fmt: skip
+                 url=redact(self.database), engine_build=engine_build())  # fmt: skip
         self.opened = True
         self.phase = "ready"
         for hook in self.on_ready:
@@ -181,7 +186,7 @@ class Exchange:
         )
 
     async def _open_payments(self) -> None:
-        """Payments, the outbox relay, the in-process bus and the webhook consumer, in that order.
+        """Payments, the outbox relays, the in-process bus and the webhook consumer, in that order.
 
         The adapters run on the Store port: SQLite and PostgreSQL alike."""
         self.payment_store = SqlitePaymentStore(self.store)
@@ -198,14 +203,22 @@ class Exchange:
         self._consumer = asyncio.create_task(
             self.bus.run(notifications.TOPICS, notifications.CONSUMER, self.notifier.handle)
         )
+        # two relays, one bus: payment transitions from the outbox table, the engine's order,
+        # trade and ledger events from the event log itself (adapters/event_log_outbox.py)
         self.relay = OutboxRelay(self.payment_store, self.bus, self.payment_io)
-        self.sequencer.listeners.append(self._wake_relay)
+        self.event_relay = OutboxRelay(EventLogOutbox(self.store), self.bus, self.payment_io)
+        self.sequencer.listeners.append(self._wake_relays)
         self.payments.start()
         self.notifier.start()
         self.relay.start()
+        self.event_relay.start()
 
-    def _wake_relay(self, results: object) -> None:
-        if self.relay is not None:
+    def _wake_relays(self, results: list[tuple[int, Command, list[Event]]]) -> None:
+        """Every committed batch has events to publish; the outbox table has rows from payments
+        only, which write them around their engine commands (the relay also polls)."""
+        if self.event_relay is not None:
+            self.event_relay.wake.set()
+        if self.relay is not None and any(isinstance(cmd, PAYMENT_COMMANDS) for _, cmd, _ in results):
             self.relay.wake.set()
 
     async def payment_io(self, fn: Any, *args: Any) -> Any:
@@ -213,8 +226,9 @@ class Exchange:
         return await asyncio.get_running_loop().run_in_executor(self._payment_io, fn, *args)
 
     async def _close_payments(self) -> None:
-        if self.relay is not None:
-            await self.relay.stop()
+        for relay in (self.relay, self.event_relay):
+            if relay is not None:
+                await relay.stop()
         if self.notifier is not None:
             await self.notifier.stop()
         if self._consumer is not None:

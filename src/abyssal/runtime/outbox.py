@@ -1,5 +1,9 @@
 """The outbox relay: publishes committed outbox rows in order, marks them after the bus acks.
 
+Two sources use it, each with its own relay on the same bus: the ``outbox`` table (payment
+transitions, below) and the event log (the engine's order, trade and ledger events: its claims,
+adapters/event_log_outbox.py, tail ``events`` behind a durable cursor; nothing to purge).
+
 The store's claims (adapters/outbox_store.py) decide who sends what. On SQLite one relay per
 database reads ``WHERE published_ns IS NULL ORDER BY id``: no watermark, so a row whose
 transaction committed late is never skipped, and rows of one aggregate go out in commit order.
@@ -39,7 +43,7 @@ PURGE_INTERVAL_S = 60.0
 class OutboxRelay:
     def __init__(
         self,
-        store: Any,  # an OutboxStore (ports.py) with purge_published
+        store: Any,  # an OutboxStore (ports.py) with purge_published, or an EventLogOutbox
         publisher: Publisher,
         blocking: Callable[..., Awaitable[Any]],
         *,

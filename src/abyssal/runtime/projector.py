@@ -3,23 +3,21 @@
 Pure apart from its balance cache: ``project(seq, events)`` returns the rows a storage
 adapter writes in the same transaction as the command batch. Rows are keyed so that
 writing them twice is harmless: ledger entries by (seq, index, leg), trades by
-(pair, trade_no), fills by (pair, trade_no, account), outbox rows by their event id.
+(pair, trade_no), fills by (pair, trade_no, account).
 
-Every event that others must hear about (orders, trades, ledger movements) also becomes an
-outbox row in the same transaction; the relay (runtime/outbox.py) publishes it after commit.
+Events that others must hear about (orders, trades, ledger movements) are not copied anywhere:
+the event log committed with the batch is their outbox, tailed by the event-log relay
+(adapters/event_log_outbox.py, messages built by runtime/event_messages.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import msgspec
-
 from abyssal.core import ids
 from abyssal.core.accounts import FEE_ACCOUNT
 from abyssal.core.instruments import Instruments
 from abyssal.core.messages import (
-    EVENT_SCHEMA_VERSION,
     Deposited,
     Event,
     Fill,
@@ -52,32 +50,6 @@ class Rows:
     balances: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # -> [total, held]
     withdraw_holds: list[tuple[str, int, int, int]] = field(default_factory=list)  # ref, account, asset, amt
     withdraw_resolved: list[tuple[str]] = field(default_factory=list)  # refs posted or voided
-    # (event_id, topic, aggregate, event_type, schema_version, payload, trace_id, created_ns)
-    outbox: list[tuple[str, str, str, str, int, bytes, str, int]] = field(default_factory=list)
-
-
-_ORDER_EVENTS = (OrderAccepted, OrderClosed, OrderStarted, OrderTriggered, OrderAmended)
-_LEDGER_EVENTS = (Deposited, Withdrawn, WithdrawHeld, WithdrawPosted, WithdrawVoided)
-_json = msgspec.json.Encoder()
-
-
-def outbox_row(seq: int, index: int, event: Event) -> tuple[str, str, str, str, int, bytes, str, int] | None:
-    """The outbox row of one engine event, or None for events nobody outside needs (rejections)."""
-    if isinstance(event, Fill):
-        topic, aggregate = "trades", f"pair:{event.pair}"
-    elif isinstance(event, _ORDER_EVENTS):
-        if isinstance(event, OrderAccepted) and event.validate_only:
-            return None
-        topic, aggregate = "orders", f"account:{event.account}"
-    elif isinstance(event, _LEDGER_EVENTS):
-        topic, aggregate = "ledger", f"account:{event.account}"
-    else:
-        return None
-    event_type = type(event).__struct_config__.tag
-    assert isinstance(event_type, str)
-    body = b'{"seq":%d,"index":%d,"event":%s}' % (seq, index, _json.encode(event))
-    ts_ns = int(getattr(event, "ts_ns", 0))
-    return (f"e-{seq}-{index}", topic, aggregate, event_type, EVENT_SCHEMA_VERSION, body, "", ts_ns)
 
 
 class Projector:
@@ -91,9 +63,6 @@ class Projector:
         for index, event in enumerate(events):
             self._money(seq, index, event, rows)
             self._orders(event, rows)
-            row = outbox_row(seq, index, event)
-            if row is not None:
-                rows.outbox.append(row)
 
     def _touch(self, rows: Rows, account: int, asset: int) -> list[int]:
         key = (account, asset)
