@@ -129,3 +129,48 @@ def test_the_migration_starts_the_cursor_at_the_end_of_an_existing_log(
     write(store, after)
     asyncio.run(scenarios.drain(events_relay))
     assert expected_messages(after) and rec.messages[1:] == expected_messages(after)  # from the cursor on
+
+
+@pytest.mark.parametrize(
+    "readers", [frozenset(), frozenset({"payments"}), frozenset({"trades"}), frozenset({"orders", "ledger"})]
+)
+def test_only_topics_the_bus_has_readers_for_are_built_and_the_cursor_passes_the_rest(
+    tmp_path: Path, readers: frozenset[str]
+) -> None:
+    """The in-process bus drops a message for a topic nobody reads, so the relay does not build
+    it; with no engine topic read at all, the rows are not decoded, yet the cursor reaches the end."""
+
+    async def scenario() -> None:
+        store = _store(tmp_path)
+        s = Stream(5)
+        stream = s.funded() + s.random(300)
+        write(store, stream)
+        rec = Recorder()
+        r = OutboxRelay(EventLogOutbox(store, lambda: readers), rec, inline, batch_rows_max=9)
+        await scenarios.drain(r)
+        wanted = [m for m in expected_messages(stream) if m.topic in readers]
+        assert rec.messages == wanted
+        assert (len(wanted) > 0) == bool(readers & {"trades", "orders", "ledger"})
+        assert cursor(store) == stream[-1][0]
+        await r.stop()
+
+    asyncio.run(scenario())
+
+
+def test_no_row_is_decoded_when_no_engine_topic_has_a_reader(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with store.transaction() as c:  # a row no decoder could read: never touched
+        c.execute("INSERT INTO events VALUES (1, 999, x'00')")
+    claims = EventLogOutbox(store, lambda: frozenset({"payments"})).outbox_claims()
+    assert claims.claim(10) == []
+    assert cursor(store) == 1
+
+
+def test_the_memory_bus_knows_its_audience() -> None:
+    from abyssal.adapters.memory_bus import MemoryBus
+
+    bus = MemoryBus()
+    assert bus.audience() == frozenset()
+    bus.subscribe(["payments"], "webhooks")
+    bus.subscribe(["trades", "orders"], "analytics")
+    assert bus.audience() == frozenset({"payments", "trades", "orders"})

@@ -18,6 +18,10 @@ class Bus(Protocol):
 
     async def close(self) -> None: ...
 
+    def audience(self) -> frozenset[str] | None:
+        """The topics someone reads through this object, or None when it cannot know."""
+        ...
+
 
 def open_bus(url: str | None) -> Bus:
     if not url or url.startswith("memory://"):

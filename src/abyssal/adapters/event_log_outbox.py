@@ -32,13 +32,14 @@ from typing import Any, Final
 from abyssal.adapters.outbox_store import OutboxClaims
 from abyssal.adapters.store import Store, is_postgres
 from abyssal.ports import BusMessage, OutboxRow
-from abyssal.runtime.event_messages import command_messages
+from abyssal.runtime.event_messages import ENGINE_TOPICS, command_messages
 
 EVENTS_CURSOR: Final = "relay:events"  # created by sqlite_schema migration 5 / postgres_schema 4
 SCAN_ROWS = 256  # events rows (commands) read per query
 AHEAD_COMMANDS_MAX = 4_096  # scanned commands held at most: a claim returns early past this
 _INDEX_BITS = 32
 
+Topics = Callable[[], frozenset[str]]  # the engine topics worth a message now
 Scan = Callable[[int, int], list[Any]]  # (after seq, rows) -> [(seq, version, body)] in seq order
 
 
@@ -69,7 +70,8 @@ class _Tail:
     and ``sent`` how many messages of the first one are already settled.
     """
 
-    def __init__(self, cursor: int) -> None:
+    def __init__(self, cursor: int, topics: Topics) -> None:
+        self.topics = topics
         self.durable = cursor
         self.cursor = cursor
         self.ahead: deque[_Command] = deque()
@@ -107,11 +109,12 @@ class _Tail:
     def _scan(self, scan: Scan) -> bool:
         """Read the next commands into ``ahead``, up to the log's end or a gap; False: none."""
         added = False
+        topics = self.topics()
         for seq, version, body in scan(self.scanned, SCAN_ROWS):
             if int(seq) != self.scanned + 1:  # a gap: never skipped, the claim stops before it
                 break
             try:
-                messages = command_messages(int(seq), int(version), bytes(body))
+                messages = command_messages(int(seq), int(version), bytes(body), topics)
             except Exception:  # unreadable (an unknown schema version): raised once it leads
                 if added:
                     break
@@ -149,15 +152,23 @@ WRITE_CURSOR_SQL = "UPDATE projection_offsets SET seq = ? WHERE name = ?"
 class EventLogOutbox:
     """The event log as ``OutboxRelay`` sees a store: its claims, a backlog, nothing to purge."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, audience: Callable[[], frozenset[str] | None] | None = None) -> None:
+        """``audience``: the topics the bus has readers for, None when it cannot know (Kafka's
+        readers are other processes): messages for the others are not built (the in-process bus
+        would drop them), and with none at all the rows are not even decoded."""
         self.store = store
+        self.audience = audience
+
+    def topics(self) -> frozenset[str]:
+        readers = None if self.audience is None else self.audience()
+        return ENGINE_TOPICS if readers is None else ENGINE_TOPICS & readers
 
     def outbox_claims(self) -> OutboxClaims:
         """Competing claims on PostgreSQL (any number of relays), serial ones on SQLite."""
         url = getattr(self.store, "url", None)
         if isinstance(url, str) and is_postgres(url):
-            return CompetingEventClaims(url)
-        return SerialEventClaims(self.store)
+            return CompetingEventClaims(url, self.topics)
+        return SerialEventClaims(self.store, self.topics)
 
     def purge_published(self, before_ns: int, limit: int) -> int:
         return 0  # the event log is the system of record: published or not, it stays
@@ -178,8 +189,9 @@ class EventLogOutbox:
 class SerialEventClaims:
     """One relay per database: the position lives here, the cursor is written when it moves."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, topics: Topics = lambda: ENGINE_TOPICS) -> None:
         self.store = store
+        self.topics = topics
         self._tail: _Tail | None = None
 
     def _scan(self, after: int, rows: int) -> list[Any]:
@@ -195,7 +207,7 @@ class SerialEventClaims:
                 row = self.store.conn().execute(CURSOR_SQL, (EVENTS_CURSOR,)).fetchone()
                 if row is None:
                     raise MissingCursor()
-                self._tail = _Tail(int(row[0]))
+                self._tail = _Tail(int(row[0]), self.topics)
             tail = self._tail
             rows = tail.take(limit, self._scan)
             if not rows and tail.cursor > tail.durable:  # passed commands without a message
@@ -231,8 +243,9 @@ class CompetingEventClaims:
     """PostgreSQL: the cursor row is locked from a claim to the settle that leaves no command half
     sent (see module doc); calls must come one at a time (one relay owns this object)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, topics: Topics = lambda: ENGINE_TOPICS) -> None:
         self.url = url
+        self.topics = topics
         self._raw: Any = None
         self._tail: _Tail | None = None
         self._locked = False  # a transaction holding the cursor row is open
@@ -261,7 +274,7 @@ class CompetingEventClaims:
                 self._locked = True
                 cursor = int(row[0])
                 if self._tail is None or self._tail.durable != cursor:  # another relay moved it
-                    self._tail = _Tail(cursor)
+                    self._tail = _Tail(cursor, self.topics)
             tail = self._tail
             assert tail is not None
             rows = tail.take(limit, lambda after, n: raw.execute(PG_SCAN_SQL, (after, n)).fetchall())

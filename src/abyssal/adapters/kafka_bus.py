@@ -264,6 +264,10 @@ class KafkaBus:
     async def publish(self, messages: list[BusMessage]) -> None:
         await self.publisher.publish(messages)
 
+    def audience(self) -> None:
+        """Unknown: the topics' readers are other processes, now or later."""
+        return None
+
     def subscribe(self, topics: list[str], group: str) -> None:
         bootstrap_of(self.url)  # nothing to register; the URL is checked early
 

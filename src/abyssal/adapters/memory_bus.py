@@ -77,6 +77,10 @@ class MemoryBus:
                     raise exc
         self.published += len(messages)
 
+    def audience(self) -> frozenset[str]:
+        """The topics some group reads: a message for any other topic goes nowhere."""
+        return frozenset(t for topics, _ in self._groups.values() for t in topics)
+
     # -- Subscriber --------------------------------------------------------------------------
     def subscribe(self, topics: list[str], group: str) -> None:
         """Register a group now (``run`` does it too), so nothing published after is missed."""

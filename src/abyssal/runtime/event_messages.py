@@ -40,24 +40,38 @@ _LEDGER_EVENTS = (Deposited, Withdrawn, WithdrawHeld, WithdrawPosted, WithdrawVo
 _json = msgspec.json.Encoder()
 
 
-def event_message(
-    seq: int, index: int, event: Event, schema_version: int = EVENT_SCHEMA_VERSION
-) -> BusMessage | None:
-    """The bus message of one engine event, or None for events nobody outside needs."""
+# every topic engine events go to; a relay told that none of them has a reader decodes nothing
+ENGINE_TOPICS: frozenset[str] = frozenset({"trades", "orders", "ledger"})
+
+
+def _route(event: Event) -> tuple[str, str] | None:
+    """(topic, aggregate) of an engine event, or None for events nobody outside needs."""
     if isinstance(event, Fill):
-        topic, aggregate = "trades", f"pair:{event.pair}"
-    elif isinstance(event, _ORDER_EVENTS):
+        return "trades", f"pair:{event.pair}"
+    if isinstance(event, _ORDER_EVENTS):
         if isinstance(event, OrderAccepted) and event.validate_only:
             return None
-        topic, aggregate = "orders", f"account:{event.account}"
-    elif isinstance(event, _LEDGER_EVENTS):
-        topic, aggregate = "ledger", f"account:{event.account}"
-    else:
-        return None
+        return "orders", f"account:{event.account}"
+    if isinstance(event, _LEDGER_EVENTS):
+        return "ledger", f"account:{event.account}"
+    return None
+
+
+def _message(
+    seq: int, index: int, event: Event, topic: str, aggregate: str, schema_version: int
+) -> BusMessage:
     event_type = type(event).__struct_config__.tag
     assert isinstance(event_type, str)
     body = b'{"seq":%d,"index":%d,"event":%s}' % (seq, index, _json.encode(event))
     return BusMessage(topic, aggregate, f"e-{seq}-{index}", event_type, schema_version, body, "")
+
+
+def event_message(
+    seq: int, index: int, event: Event, schema_version: int = EVENT_SCHEMA_VERSION
+) -> BusMessage | None:
+    """The bus message of one engine event, or None for events nobody outside needs."""
+    route = _route(event)
+    return None if route is None else _message(seq, index, event, *route, schema_version)
 
 
 def decode_events(schema_version: int, body: bytes) -> list[Event]:
@@ -68,11 +82,17 @@ def decode_events(schema_version: int, body: bytes) -> list[Event]:
     return list(decoder.decode(body))
 
 
-def command_messages(seq: int, schema_version: int, body: bytes) -> list[tuple[int, BusMessage]]:
-    """(index, message) of every publishable event of one stored events row, in index order."""
+def command_messages(
+    seq: int, schema_version: int, body: bytes, topics: frozenset[str] = ENGINE_TOPICS
+) -> list[tuple[int, BusMessage]]:
+    """(index, message) of every publishable event of one stored events row, in index order,
+    for the given topics only (a message for a topic nobody reads would be dropped by the bus
+    anyway; with no topic at all the row is not even decoded)."""
+    if not topics:
+        return []
     out: list[tuple[int, BusMessage]] = []
     for index, event in enumerate(decode_events(schema_version, body)):
-        message = event_message(seq, index, event, schema_version)
-        if message is not None:
-            out.append((index, message))
+        route = _route(event)
+        if route is not None and route[0] in topics:
+            out.append((index, _message(seq, index, event, *route, schema_version)))
     return out

@@ -206,7 +206,9 @@ class Exchange:
         # two relays, one bus: payment transitions from the outbox table, the engine's order,
         # trade and ledger events from the event log itself (adapters/event_log_outbox.py)
         self.relay = OutboxRelay(self.payment_store, self.bus, self.payment_io)
-        self.event_relay = OutboxRelay(EventLogOutbox(self.store), self.bus, self.payment_io)
+        self.event_relay = OutboxRelay(
+            EventLogOutbox(self.store, self.bus.audience), self.bus, self.payment_io
+        )
         self.sequencer.listeners.append(self._wake_relays)
         self.payments.start()
         self.notifier.start()
