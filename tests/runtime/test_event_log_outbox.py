@@ -131,14 +131,9 @@ def test_the_migration_starts_the_cursor_at_the_end_of_an_existing_log(
     assert expected_messages(after) and rec.messages[1:] == expected_messages(after)  # from the cursor on
 
 
-@pytest.mark.parametrize(
-    "readers", [frozenset(), frozenset({"payments"}), frozenset({"trades"}), frozenset({"orders", "ledger"})]
-)
-def test_only_topics_the_bus_has_readers_for_are_built_and_the_cursor_passes_the_rest(
-    tmp_path: Path, readers: frozenset[str]
-) -> None:
-    """The in-process bus drops a message for a topic nobody reads, so the relay does not build
-    it; with no engine topic read at all, the rows are not decoded, yet the cursor reaches the end."""
+@pytest.mark.parametrize("readers", [frozenset({"trades"}), frozenset({"orders", "ledger", "payments"})])
+def test_only_topics_the_bus_has_readers_for_are_built(tmp_path: Path, readers: frozenset[str]) -> None:
+    """The in-process bus drops a message for a topic nobody reads, so the relay does not build it."""
 
     async def scenario() -> None:
         store = _store(tmp_path)
@@ -149,21 +144,54 @@ def test_only_topics_the_bus_has_readers_for_are_built_and_the_cursor_passes_the
         r = OutboxRelay(EventLogOutbox(store, lambda: readers), rec, inline, batch_rows_max=9)
         await scenarios.drain(r)
         wanted = [m for m in expected_messages(stream) if m.topic in readers]
-        assert rec.messages == wanted
-        assert (len(wanted) > 0) == bool(readers & {"trades", "orders", "ledger"})
+        assert rec.messages == wanted and wanted
         assert cursor(store) == stream[-1][0]
         await r.stop()
 
     asyncio.run(scenario())
 
 
-def test_no_row_is_decoded_when_no_engine_topic_has_a_reader(tmp_path: Path) -> None:
+def test_with_no_engine_topic_read_claims_touch_nothing_and_a_later_reader_starts_at_the_cursor(
+    tmp_path: Path,
+) -> None:
+    """No reader: a claim reads no row and writes no cursor (the exchange's batches move it, and
+    the cursor never goes back). A reader that appears later gets what follows the cursor."""
     store = _store(tmp_path)
-    with store.transaction() as c:  # a row no decoder could read: never touched
-        c.execute("INSERT INTO events VALUES (1, 999, x'00')")
-    claims = EventLogOutbox(store, lambda: frozenset({"payments"})).outbox_claims()
+    readers: set[str] = {"payments"}
+    s = Stream(6)
+    stream = s.funded() + s.random(200)
+    half = len(stream) // 2
+    write(store, stream[:half])
+    with store.transaction() as c:  # what Sequencer.follows does while nobody reads
+        c.execute("UPDATE projection_offsets SET seq = ? WHERE name = 'relay:events'", (stream[half - 1][0],))
+    claims = EventLogOutbox(store, lambda: frozenset(readers)).outbox_claims()
     assert claims.claim(10) == []
-    assert cursor(store) == 1
+    assert cursor(store) == stream[half - 1][0]
+    write(store, stream[half:])
+    readers.add("trades")
+    got = []
+    for _ in range(1_000):
+        rows = claims.claim(10)
+        if not rows:
+            break
+        got += [r.message for r in rows]
+        claims.settle([r.id for r in rows], 0)
+    assert got == [m for m in expected_messages(stream[half:]) if m.topic == "trades"] and got
+    assert cursor(store) == stream[-1][0]
+
+
+def test_the_cursor_never_goes_back(tmp_path: Path) -> None:
+    """Batches may move the cursor (no reader) past a relay's position: its settle keeps the max."""
+    store = _store(tmp_path)
+    stream = Stream(7).funded()
+    write(store, stream)
+    claims = EventLogOutbox(store).outbox_claims()
+    rows = claims.claim(1)
+    assert rows
+    with store.transaction() as c:
+        c.execute("UPDATE projection_offsets SET seq = ? WHERE name = 'relay:events'", (stream[-1][0] + 5,))
+    claims.settle([r.id for r in rows], 0)
+    assert cursor(store) == stream[-1][0] + 5
 
 
 def test_the_memory_bus_knows_its_audience() -> None:

@@ -146,7 +146,8 @@ class _Tail:
 
 SCAN_SQL = "SELECT seq, version, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 CURSOR_SQL = "SELECT seq FROM projection_offsets WHERE name = ?"
-WRITE_CURSOR_SQL = "UPDATE projection_offsets SET seq = ? WHERE name = ?"
+# never backwards: while no engine topic has a reader, batches move the cursor themselves
+WRITE_CURSOR_SQL = "UPDATE projection_offsets SET seq = MAX(seq, ?) WHERE name = ?"
 
 
 class EventLogOutbox:
@@ -155,7 +156,8 @@ class EventLogOutbox:
     def __init__(self, store: Store, audience: Callable[[], frozenset[str] | None] | None = None) -> None:
         """``audience``: the topics the bus has readers for, None when it cannot know (Kafka's
         readers are other processes): messages for the others are not built (the in-process bus
-        would drop them), and with none at all the rows are not even decoded."""
+        would drop them); with none at all, claims return nothing and leave the cursor alone (the
+        embedded exchange then moves it in each batch's transaction: ``Sequencer.follows``)."""
         self.store = store
         self.audience = audience
 
@@ -202,6 +204,9 @@ class SerialEventClaims:
             assert c.execute(WRITE_CURSOR_SQL, (cursor, EVENTS_CURSOR)).rowcount == 1
 
     def claim(self, limit: int) -> list[OutboxRow]:
+        if not self.topics():  # nothing to send (batches move the cursor: Sequencer.follows)
+            self._tail = None  # the cursor moves meanwhile: start from the stored one next time
+            return []
         try:
             if self._tail is None:
                 row = self.store.conn().execute(CURSOR_SQL, (EVENTS_CURSOR,)).fetchone()
@@ -236,7 +241,7 @@ class SerialEventClaims:
 
 PG_SCAN_SQL = SCAN_SQL.replace("?", "%s")
 PG_LOCK_SQL = "SELECT seq FROM projection_offsets WHERE name = %s FOR UPDATE SKIP LOCKED"
-PG_WRITE_CURSOR_SQL = WRITE_CURSOR_SQL.replace("?", "%s")
+PG_WRITE_CURSOR_SQL = "UPDATE projection_offsets SET seq = GREATEST(seq, %s) WHERE name = %s"
 
 
 class CompetingEventClaims:
@@ -264,6 +269,9 @@ class CompetingEventClaims:
         return self._raw
 
     def claim(self, limit: int) -> list[OutboxRow]:
+        if not self.topics():  # nothing to send (batches move the cursor: Sequencer.follows)
+            self.release()
+            return []
         try:
             raw = self._conn()
             if not self._locked:

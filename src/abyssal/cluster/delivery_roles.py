@@ -49,9 +49,8 @@ class DeliveryRole:
         consumer: asyncio.Task[None] | None = None
         if self.kind == "relay":
             self.relay = OutboxRelay(SqlitePaymentStore(self.store), self.bus, self.blocking)
-            self.event_relay = OutboxRelay(
-                EventLogOutbox(self.store, self.bus.audience), self.bus, self.blocking
-            )
+            # every engine topic, whoever subscribes: this bus's readers are other processes
+            self.event_relay = OutboxRelay(EventLogOutbox(self.store), self.bus, self.blocking)
             self.relay.start()
             self.event_relay.start()
         else:

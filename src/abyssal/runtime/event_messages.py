@@ -87,7 +87,7 @@ def command_messages(
 ) -> list[tuple[int, BusMessage]]:
     """(index, message) of every publishable event of one stored events row, in index order,
     for the given topics only (a message for a topic nobody reads would be dropped by the bus
-    anyway; with no topic at all the row is not even decoded)."""
+    anyway)."""
     if not topics:
         return []
     out: list[tuple[int, BusMessage]] = []

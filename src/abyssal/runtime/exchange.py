@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import structlog
 
 from abyssal.adapters.bus import Bus, open_bus
-from abyssal.adapters.event_log_outbox import EventLogOutbox
+from abyssal.adapters.event_log_outbox import EVENTS_CURSOR, EventLogOutbox
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.adapters.store import Store, is_postgres, open_store, redact
@@ -111,6 +111,7 @@ class Exchange:
         self.bus: Bus = open_bus(bus if role == "embedded" else None)
         self.relay: OutboxRelay | None = None  # the payments outbox table
         self.event_relay: OutboxRelay | None = None  # the engine's events, from the event log
+        self.event_log: EventLogOutbox | None = None
         self.notifier: Notifier | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.store: Store
@@ -206,19 +207,25 @@ class Exchange:
         # two relays, one bus: payment transitions from the outbox table, the engine's order,
         # trade and ledger events from the event log itself (adapters/event_log_outbox.py)
         self.relay = OutboxRelay(self.payment_store, self.bus, self.payment_io)
-        self.event_relay = OutboxRelay(
-            EventLogOutbox(self.store, self.bus.audience), self.bus, self.payment_io
-        )
+        self.event_log = EventLogOutbox(self.store, self.bus.audience)
+        self.event_relay = OutboxRelay(self.event_log, self.bus, self.payment_io)
+        # while no engine topic has a reader (the in-process default), the relay has nothing to
+        # send: each batch's own transaction moves its cursor, and the relay is not woken
+        assert isinstance(self.sequencer, Sequencer)  # embedded: the role that runs the relays here
+        self.sequencer.follows.append((EVENTS_CURSOR, self._no_event_readers))
         self.sequencer.listeners.append(self._wake_relays)
         self.payments.start()
         self.notifier.start()
         self.relay.start()
         self.event_relay.start()
 
+    def _no_event_readers(self) -> bool:
+        return self.event_log is not None and not self.event_log.topics()
+
     def _wake_relays(self, results: list[tuple[int, Command, list[Event]]]) -> None:
         """Every committed batch has events to publish; the outbox table has rows from payments
         only, which write them around their engine commands (the relay also polls)."""
-        if self.event_relay is not None:
+        if self.event_relay is not None and not self._no_event_readers():
             self.event_relay.wake.set()
         if self.relay is not None and any(isinstance(cmd, PAYMENT_COMMANDS) for _, cmd, _ in results):
             self.relay.wake.set()

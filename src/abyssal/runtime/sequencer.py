@@ -126,6 +126,10 @@ class Sequencer:
         self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
         self.commands_committed = 0
+        # (projection_offsets row, predicate): while the predicate holds when a batch is applied,
+        # that batch's transaction moves the row to its last seq (a position with nothing to do
+        # for these events: the event-log relay while no engine topic has a reader)
+        self.follows: list[tuple[str, Callable[[], bool]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -323,6 +327,9 @@ class Sequencer:
                 nonces[key_no] = max(nonce, nonces.get(key_no, 0))
         record = BatchRecord(first_seq, command_rows, event_rows, rows, nonces)
         last = self.next_seq - 1
+        for name, holds in self.follows:
+            if holds():
+                record.offsets[name] = last
         due = self.snapshot_every_commands and last - self.last_snapshot_seq >= self.snapshot_every_commands
         if due and not self.snapshots.busy:  # busy: the previous child still runs; the next batch retries
             record.snapshot_due = last  # see _run: a forked child, or inline after the commit
