@@ -21,7 +21,7 @@ from tests.runtime import eventlog_scenarios as scenarios
 from tests.runtime.eventlog_kit import Stream, cursor, expected_messages, write
 
 from abyssal.adapters import postgres_schema
-from abyssal.adapters.event_log_outbox import CompetingEventClaims, EventLogOutbox
+from abyssal.adapters.event_log_outbox import CompetingEventClaims, EventLogOutbox, MissingCursor
 from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.outbox_store import write_event
 from abyssal.adapters.postgres import PostgresStore
@@ -225,3 +225,22 @@ def test_the_relay_role_runs_both_relays_and_reports_both_counts(pg_url: str, tm
     status = asyncio.run(scenario())
     assert status["published_events"] == len(expected) and status["published_outbox"] == 1
     assert status["published"] == len(expected) + 1
+
+
+def test_a_missing_cursor_fails_every_claim_and_no_connection_is_kept_in_autocommit(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    claims = EventLogOutbox(store).outbox_claims()
+    try:
+        write(store, Stream(3).funded())
+        with store.transaction() as c:
+            c.execute("DELETE FROM projection_offsets WHERE name = 'relay:events'")
+        for _ in range(2):  # the second claim must check again, not reuse the first connection
+            with pytest.raises(MissingCursor):
+                claims.claim(10)
+        with store.transaction() as c:
+            c.execute("INSERT INTO projection_offsets VALUES ('relay:events', 0)")
+        assert claims.claim(10)
+        assert isinstance(claims, CompetingEventClaims) and claims._raw.autocommit is False
+    finally:
+        claims.close()
+        store.close()

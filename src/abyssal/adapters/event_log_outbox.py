@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from abyssal.adapters.outbox_store import OutboxClaims
+from abyssal.adapters.outbox_store import OutboxClaims, PgClaimsConnection
 from abyssal.adapters.store import Store, is_postgres
 from abyssal.ports import BusMessage, OutboxRow
 from abyssal.runtime.event_messages import ENGINE_TOPICS, command_messages
@@ -244,29 +244,20 @@ PG_LOCK_SQL = "SELECT seq FROM projection_offsets WHERE name = %s FOR UPDATE SKI
 PG_WRITE_CURSOR_SQL = "UPDATE projection_offsets SET seq = GREATEST(seq, %s) WHERE name = %s"
 
 
-class CompetingEventClaims:
+class CompetingEventClaims(PgClaimsConnection):
     """PostgreSQL: the cursor row is locked from a claim to the settle that leaves no command half
     sent (see module doc); calls must come one at a time (one relay owns this object)."""
 
     def __init__(self, url: str, topics: Topics = lambda: ENGINE_TOPICS) -> None:
         self.url = url
         self.topics = topics
-        self._raw: Any = None
         self._tail: _Tail | None = None
         self._locked = False  # a transaction holding the cursor row is open
 
-    def _conn(self) -> Any:
-        from abyssal.adapters.postgres import connect
-
-        if self._raw is None or self._raw.closed or self._raw.broken:
-            if self._raw is not None:
-                self._raw.close()
-            self._raw = connect(self.url)
-            if self._raw.execute(CURSOR_SQL.replace("?", "%s"), (EVENTS_CURSOR,)).fetchone() is None:
-                raise MissingCursor()
-            self._raw.autocommit = False
-            self._locked, self._tail = False, None
-        return self._raw
+    def _opened(self, raw: Any) -> None:
+        if raw.execute(CURSOR_SQL.replace("?", "%s"), (EVENTS_CURSOR,)).fetchone() is None:
+            raise MissingCursor()
+        self._locked, self._tail = False, None
 
     def claim(self, limit: int) -> list[OutboxRow]:
         if not self.topics():  # nothing to send (batches move the cursor: Sequencer.follows)
@@ -319,14 +310,4 @@ class CompetingEventClaims:
     def release(self) -> None:
         """Roll back and forget the position: the stored cursor is where anyone starts again."""
         self._locked, self._tail = False, None
-        if self._raw is not None and not self._raw.closed:
-            try:
-                self._raw.rollback()
-            except Exception:  # a broken connection rolled back on the server already
-                self._raw.close()
-
-    def close(self) -> None:
-        self.release()
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
+        self._rollback()

@@ -122,17 +122,12 @@ class SerialClaims:
         return None
 
 
-class CompetingClaims:
-    """PostgreSQL: a batch is one transaction on this relay's own connection (see module doc).
+class PgClaimsConnection:
+    """A relay's own PostgreSQL connection, for claims whose transaction stays open across the
+    publish (bounded by the bus's ack timeout and the connection's statement timeout)."""
 
-    The transaction stays open across the publish (bounded by the bus's ack timeout and the
-    connection's statement timeout); calls must come one at a time (one relay owns this object).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._raw: Any = None
-        self._open = False
+    url: str
+    _raw: Any = None
 
     def _conn(self) -> Any:
         from abyssal.adapters.postgres import connect
@@ -140,10 +135,47 @@ class CompetingClaims:
         if self._raw is None or self._raw.closed or self._raw.broken:
             if self._raw is not None:
                 self._raw.close()
-            self._raw = connect(self.url)
-            self._raw.autocommit = False
-            self._open = False
+            self._raw = None
+            raw = connect(self.url)
+            try:
+                self._opened(raw)
+            except BaseException:  # never kept: a later call would get it still in autocommit
+                raw.close()
+                raise
+            raw.autocommit = False
+            self._raw = raw
         return self._raw
+
+    def _opened(self, raw: Any) -> None:
+        """A new connection (still in autocommit): nothing of the old one's transaction is left."""
+
+    def _rollback(self) -> None:
+        if self._raw is not None and not self._raw.closed:
+            try:
+                self._raw.rollback()
+            except Exception:  # a broken connection rolled back on the server already
+                self._raw.close()
+
+    def release(self) -> None:
+        self._rollback()
+
+    def close(self) -> None:
+        self.release()
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+
+class CompetingClaims(PgClaimsConnection):
+    """PostgreSQL: a batch is one transaction on this relay's own connection (see module doc);
+    calls must come one at a time (one relay owns this object)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._open = False
+
+    def _opened(self, raw: Any) -> None:
+        self._open = False
 
     def claim(self, limit: int) -> list[OutboxRow]:
         assert limit > 0 and not self._open, "settle or release the previous batch first"
@@ -180,14 +212,4 @@ class CompetingClaims:
     def release(self) -> None:
         """Roll back: the rows are claimable again (by this relay or another)."""
         self._open = False
-        if self._raw is not None and not self._raw.closed:
-            try:
-                self._raw.rollback()
-            except Exception:  # a broken connection rolled back on the server already
-                self._raw.close()
-
-    def close(self) -> None:
-        self.release()
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
+        self._rollback()
