@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.postgres.relaykit import ProcessRelay
 from tests.runtime import eventlog_scenarios as scenarios
 from tests.runtime.eventlog_kit import Stream, cursor, expected_messages, write
 
@@ -27,7 +28,6 @@ from abyssal.adapters.outbox_store import write_event
 from abyssal.adapters.postgres import PostgresStore
 from abyssal.cluster.delivery_roles import DeliveryRole
 from abyssal.ports import BusMessage, OutboxEvent
-from abyssal.runtime.outbox import OutboxRelay
 
 RELAYS = 3
 
@@ -93,28 +93,10 @@ def test_a_relay_inside_a_command_keeps_the_cursor_from_the_others(pg_url: str) 
     other.close()
 
 
-class _Relay:
-    """A relay as a separate process would run it: own store, own connections, own pool."""
-
-    def __init__(self, url: str, publisher: Any, batch_rows_max: int) -> None:
-        self.store = PostgresStore(url)
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.relay = OutboxRelay(
-            EventLogOutbox(self.store),
-            publisher,
-            self.io,
-            batch_rows_max=batch_rows_max,
-            poll_interval_s=0.005,
-        )
-        assert isinstance(self.relay.claims, CompetingEventClaims)
-
-    async def io(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
-    async def close(self) -> None:
-        await self.relay.stop()
-        self.pool.shutdown(wait=True)
-        self.store.close()
+def _relay(url: str, publisher: Any, batch_rows_max: int) -> ProcessRelay:
+    r = ProcessRelay(url, EventLogOutbox, publisher, batch_rows_max)
+    assert isinstance(r.relay.claims, CompetingEventClaims)
+    return r
 
 
 def test_competing_relays_send_every_event_once_in_order(pg_url: str) -> None:
@@ -135,7 +117,7 @@ def test_competing_relays_send_every_event_once_in_order(pg_url: str) -> None:
         topics = ["orders", "trades", "ledger"]
         bus.subscribe(topics, "audit")
         consuming = asyncio.create_task(bus.run(topics, "audit", consumer))
-        relays = [_Relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
+        relays = [_relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
         for r in relays:
             r.relay.start()
         writer = PostgresStore(pg_url)

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from tests.postgres.relaykit import ProcessRelay
 
 from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.outbox_store import CompetingClaims
@@ -30,7 +31,6 @@ from abyssal.adapters.postgres import PostgresStore
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.ports import BusMessage, NewPayment, OutboxEvent
-from abyssal.runtime.outbox import OutboxRelay
 
 pytestmark = pytest.mark.slow
 
@@ -60,24 +60,10 @@ def _write_aggregate(payments: SqlitePaymentStore, account: int, n: int, rng: ra
         p = moved
 
 
-class _Relay:
-    """A relay as a separate process would run it: own store, own connections, own pool."""
-
-    def __init__(self, url: str, publisher: Any, batch_rows_max: int) -> None:
-        self.store = PostgresStore(url)
-        self.payments = SqlitePaymentStore(self.store)
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.relay = OutboxRelay(self.payments, publisher, self.io, batch_rows_max=batch_rows_max,
-                                 poll_interval_s=0.005)  # fmt: skip
-        assert isinstance(self.relay.claims, CompetingClaims)
-
-    async def io(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
-    async def close(self) -> None:
-        await self.relay.stop()
-        self.pool.shutdown(wait=True)
-        self.store.close()
+def _relay(url: str, publisher: Any, batch_rows_max: int) -> ProcessRelay:
+    r = ProcessRelay(url, SqlitePaymentStore, publisher, batch_rows_max)
+    assert isinstance(r.relay.claims, CompetingClaims)
+    return r
 
 
 async def _drain(payments: SqlitePaymentStore, io: Any, timeout_s: float = 30.0) -> None:
@@ -118,12 +104,12 @@ def test_three_relays_publish_every_row_once_in_order_per_aggregate(pg_url: str)
 
         bus.subscribe(["payments"], "audit")
         consuming = asyncio.create_task(bus.run(["payments"], "audit", consumer))
-        relays = [_Relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
+        relays = [_relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
         for r in relays:
             r.relay.start()
         try:
             store = await _write_all(pg_url, rng)  # the relays run while the writers commit
-            await _drain(relays[0].payments, relays[0].io)
+            await _drain(relays[0].source, relays[0].io)
             await asyncio.sleep(0.1)  # a duplicate would arrive now
         finally:
             for r in relays:
@@ -179,15 +165,15 @@ def test_a_relay_killed_after_publishing_duplicates_on_the_bus_never_downstream(
 
         bus.subscribe(["payments"], "webhooks")
         consuming = asyncio.create_task(bus.run(["payments"], "webhooks", webhooks))
-        dying = _Relay(pg_url, _DiesBeforeCommit(bus), batch_rows_max=20)
-        survivor = _Relay(pg_url, bus, batch_rows_max=20)
+        dying = _relay(pg_url, _DiesBeforeCommit(bus), batch_rows_max=20)
+        survivor = _relay(pg_url, bus, batch_rows_max=20)
         try:
             with pytest.raises(ConnectionError):
                 await dying.relay.run_once()
             publisher = dying.relay.publisher
             assert isinstance(publisher, _DiesBeforeCommit) and len(publisher.sent) > 0
             survivor.relay.start()
-            await _drain(survivor.payments, survivor.io)
+            await _drain(survivor.source, survivor.io)
         finally:
             await dying.close()
             await survivor.close()
