@@ -1,4 +1,4 @@
-"""Optional accelerator: compile the engine's hot core modules with mypyc; pure Python otherwise.
+"""Optional accelerator: the engine and the order path's hot modules compiled with mypyc.
 
 Nothing here is needed to use Abyssal: ``pip install -e .`` installs pure Python and works
 without a C compiler. This script compiles the same sources with mypyc (mypy==2.4.1, from the
@@ -6,7 +6,7 @@ without a C compiler. This script compiles the same sources with mypyc (mypy==2.
 
     python build_mypyc.py                # out of tree: build/mypyc/lib/abyssal (a full copy)
     PYTHONPATH=build/mypyc/lib python …  # ... and use it; without PYTHONPATH you get pure Python
-    python build_mypyc.py --inplace      # .so files next to the sources in src/abyssal/core/
+    python build_mypyc.py --inplace      # .so files next to the sources in src/abyssal/
     python build_mypyc.py --clean        # remove the in-place .so files (back to pure Python)
     python build_mypyc.py --status       # which build does ``import abyssal`` pick up here?
     python build_mypyc.py --if-stale     # build only when src/ changed since the last build;
@@ -40,23 +40,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 SRC = ROOT / "src"
 PACKAGE = SRC / "abyssal"
+# Modules under src/abyssal/, dotted. The engine's core, then what every signed order runs through
+# besides it: the REST parameter parsing and authentication (gateway), the ids and ledger postings,
+# and the projector that turns events into rows (docs/adr/0002-http-stack.md, "The compiled build").
 # messages.py stays interpreted: its msgspec Structs are already C, and mypyc cannot compile
-# subclasses of an extension type it does not know.
+# subclasses of an extension type it does not know. Modules with coroutines stay interpreted too.
 COMPILED_MODULES = (
-    "instruments",
-    "order",
-    "book",
-    "accounts",
-    "state",
-    "settlement",
-    "matching",
-    "fastpath",
-    "placement",
-    "triggers",
-    "funding",
-    "schedule",
-    "engine",
-    "amend",
+    "core.instruments",
+    "core.order",
+    "core.book",
+    "core.accounts",
+    "core.state",
+    "core.settlement",
+    "core.matching",
+    "core.fastpath",
+    "core.placement",
+    "core.triggers",
+    "core.funding",
+    "core.schedule",
+    "core.engine",
+    "core.amend",
+    "core.ids",
+    "core.postings",
+    "gateway.bodies",
+    "gateway.params",
+    "gateway.order_params",
+    "gateway.auth",
+    "runtime.projector",
 )
 GROUP_NAME = "abyssal_core"  # the shared library is <GROUP_NAME>__mypyc.<ext>
 OUT_DEFAULT = ROOT / "build" / "mypyc"
@@ -75,11 +85,12 @@ def mypyc_present() -> bool:
 
 
 def module_paths(package: Path) -> list[str]:
-    return [os.path.relpath(package / "core" / f"{m}.py", ROOT) for m in COMPILED_MODULES]
+    sources = [package.joinpath(*m.split(".")).with_suffix(".py") for m in COMPILED_MODULES]
+    return [os.path.relpath(path, ROOT) for path in sources]
 
 
 def compile_into(package: Path, build_lib: Path, build_temp: Path, inplace: bool) -> None:
-    """Run mypyc and the C compiler on ``package``'s core; the .so files land in build_lib
+    """Run mypyc and the C compiler on ``package``'s compiled modules; the .so files land in build_lib
     (or next to the sources)."""
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]
@@ -140,7 +151,7 @@ def is_current(out: Path, package: Path = PACKAGE) -> bool:
 
 
 def build_out_of_tree(out: Path) -> Path:
-    """A complete, importable copy of the package with the core compiled, under out/lib.
+    """A complete, importable copy of the package with the hot modules compiled, under out/lib.
 
     The copy is what gets compiled, so the .so files and the .py files beside them are one
     snapshot even while someone edits src/.
@@ -158,21 +169,21 @@ def build_out_of_tree(out: Path) -> Path:
 
 
 def clean_inplace() -> list[Path]:
-    removed = [*PACKAGE.glob(f"core/*{EXT_SUFFIX}"), *SRC.glob(f"{GROUP_NAME}__mypyc*{EXT_SUFFIX}")]
+    removed = [*PACKAGE.rglob(f"*{EXT_SUFFIX}"), *SRC.glob(f"{GROUP_NAME}__mypyc*{EXT_SUFFIX}")]
     for path in removed:
         path.unlink()
     return removed
 
 
 def status(pythonpath: Path | None) -> str:
-    """Ask a fresh interpreter which files the core modules load from."""
+    """Ask a fresh interpreter which files the compiled modules load from."""
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     code = (
         "import importlib\n"
         f"for m in {COMPILED_MODULES!r}:\n"
-        "    f = importlib.import_module('abyssal.core.' + m).__file__\n"
+        "    f = importlib.import_module('abyssal.' + m).__file__\n"
         "    print(('compiled' if f.endswith('.so') else 'pure    '), f)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -211,6 +211,8 @@ class TradingCounter:
         return allowed
 
     def on(self, action: TradeAction, account: str, pair: str, age_ns: int, now_ns: int) -> bool:
+        if not self.enabled:  # the default: nothing is counted, nothing refused
+            return True
         fixed, by_age = trading_cost(action, age_ns)
         return self._apply((account, pair), fixed * FCOUNT_PER_COUNT, by_age * FCOUNT_PER_COUNT, now_ns)
 

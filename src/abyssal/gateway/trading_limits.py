@@ -45,7 +45,9 @@ async def _shared(exchange: Exchange, account: int, pair_id: str, fixed: int, ag
 
 async def _action(exchange: Exchange, action: TradeAction, account: int, pair_id: str, age: int,
                   now_ns: int) -> None:  # fmt: skip
-    if exchange.shared is None or not exchange.trading.enabled:
+    if not exchange.trading.enabled:  # the default: nothing is counted, nothing refused
+        return
+    if exchange.shared is None:
         _allowed(exchange.trading.on(action, str(account), pair_id, age, now_ns))
         return
     fixed, by_age = trading_cost(action, age)
