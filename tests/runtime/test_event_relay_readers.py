@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.payments.paykit import exchange_env, run
 from tests.runtime.eventlog_kit import MID, PAIR
@@ -20,6 +21,7 @@ from abyssal.core.messages import Event, OrderType, PlaceOrder, Side
 from abyssal.ports import BusMessage
 from abyssal.runtime.event_messages import event_message
 from abyssal.runtime.exchange import Exchange
+from abyssal.runtime.outbox import POLL_INTERVAL_S
 
 
 def _cursor(exchange: Exchange) -> int:
@@ -49,7 +51,18 @@ def test_without_readers_each_batch_moves_the_cursor_and_a_later_reader_gets_wha
                 await ex.execute(_order(seller.account, Side.sell))
                 await ex.execute(_order(buyer.account, Side.buy))
                 assert _cursor(ex) == ex.store.last_seq()  # in the acknowledged batch itself
-            assert ex.event_relay is not None and ex.event_relay.published == 0
+            relay = ex.event_relay
+            assert relay is not None and relay.published == 0
+            hops: list[object] = []  # what the relay sends to a worker thread
+            blocking = relay.blocking
+
+            async def counted(fn: Any, *args: Any) -> Any:
+                hops.append(fn)
+                return await blocking(fn, *args)
+
+            relay.blocking = counted
+            await asyncio.sleep(10 * POLL_INTERVAL_S)
+            assert hops == [], "nothing to claim: the polls stay on the event loop"
 
             got: list[BusMessage] = []
 
@@ -72,6 +85,7 @@ def test_without_readers_each_batch_moves_the_cursor_and_a_later_reader_gets_wha
                     break
                 await asyncio.sleep(0.01)
             assert got == expected  # none before ``first``, every one after, in order
+            assert relay.claims.claim in hops
             assert all(int(m.event_id.split("-")[1]) >= first for m in got)
             assert _cursor(ex) == ex.store.last_seq()
             reading.cancel()

@@ -203,9 +203,16 @@ class SerialEventClaims:
         with self.store.transaction() as c:
             assert c.execute(WRITE_CURSOR_SQL, (cursor, EVENTS_CURSOR)).rowcount == 1
 
+    def idle(self) -> bool:
+        """Nothing to send, known without the database, so the relay skips its thread hop: no topic
+        has a reader, and batches move the cursor themselves (Sequencer.follows)."""
+        if self.topics():
+            return False
+        self._tail = None  # the cursor moves meanwhile: start from the stored one next time
+        return True
+
     def claim(self, limit: int) -> list[OutboxRow]:
-        if not self.topics():  # nothing to send (batches move the cursor: Sequencer.follows)
-            self._tail = None  # the cursor moves meanwhile: start from the stored one next time
+        if self.idle():
             return []
         try:
             if self._tail is None:

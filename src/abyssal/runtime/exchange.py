@@ -57,6 +57,9 @@ PAYMENT_THREADS = 1
 # PostgreSQL takes concurrent writers (row locks, SKIP LOCKED claims): round trips overlap
 PAYMENT_THREADS_POSTGRES = 8
 NONCE_FLUSH_INTERVAL_S = 1.0
+# the payments outbox relay's longest poll while idle: every in-process writer wakes it at once
+# (``_payments_io``, and batches with payment commands), the poll only backs that up
+IDLE_POLL_MAX_S = 0.5
 # commands of the payments service: their batches sit between its outbox writes (see _wake_relays)
 PAYMENT_COMMANDS = (Deposit, WithdrawHold, WithdrawPost, WithdrawVoid)
 T = TypeVar("T")
@@ -194,7 +197,7 @@ class Exchange:
         self.payment_store.exclusive = self.role == "embedded"  # gateways share the database
         self.webhook_store = SqliteWebhookStore(self.store)
         self.payment_tokens = await self.payment_io(self.payment_store.tokens)
-        self.payments = PaymentService(self.payment_store, self.instruments, self.execute, self.payment_io)
+        self.payments = PaymentService(self.payment_store, self.instruments, self.execute, self._payments_io)
         await self.payments.reconcile()
         if self.role != "embedded":  # the relay and the notifier are roles of their own
             self.payments.start()
@@ -206,7 +209,9 @@ class Exchange:
         )
         # two relays, one bus: payment transitions from the outbox table, the engine's order,
         # trade and ledger events from the event log itself (adapters/event_log_outbox.py)
-        self.relay = OutboxRelay(self.payment_store, self.bus, self.payment_io)
+        self.relay = OutboxRelay(
+            self.payment_store, self.bus, self.payment_io, idle_poll_max_s=IDLE_POLL_MAX_S
+        )
         self.event_log = EventLogOutbox(self.store, self.bus.audience)
         self.event_relay = OutboxRelay(self.event_log, self.bus, self.payment_io)
         # while no engine topic has a reader (the in-process default), the relay has nothing to
@@ -233,6 +238,15 @@ class Exchange:
     async def payment_io(self, fn: Any, *args: Any) -> Any:
         """Run a blocking payments/outbox/webhook call on its own pool (never on the event loop)."""
         return await asyncio.get_running_loop().run_in_executor(self._payment_io, fn, *args)
+
+    async def _payments_io(self, fn: Any, *args: Any) -> Any:
+        """``payment_io`` for the payment service, every outbox row's writer here: what a call wrote
+        is committed when it returns, so the outbox relay is woken then (idle, it polls slowly)."""
+        try:
+            return await self.payment_io(fn, *args)
+        finally:
+            if self.relay is not None:
+                self.relay.wake.set()
 
     async def _close_payments(self) -> None:
         for relay in (self.relay, self.event_relay):

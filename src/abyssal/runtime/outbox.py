@@ -49,18 +49,28 @@ class OutboxRelay:
         *,
         batch_rows_max: int = BATCH_ROWS_MAX,
         poll_interval_s: float = POLL_INTERVAL_S,
+        idle_poll_max_s: float | None = None,
         retention_s: float = RETENTION_S,
     ) -> None:
+        """``idle_poll_max_s``: for a relay that every writer wakes (the embedded exchange's payments
+        run in its own process), the poll after an empty claim doubles up to this, so an idle
+        exchange does not query 50 times a second; None keeps the poll at ``poll_interval_s``
+        (writers in other processes cannot wake it)."""
         assert batch_rows_max > 0 and poll_interval_s > 0
+        assert idle_poll_max_s is None or idle_poll_max_s >= poll_interval_s
         self.store = store
         self.publisher = publisher
         self.blocking = blocking
         self.batch_rows_max = batch_rows_max
         self.poll_interval_s = poll_interval_s
+        self.idle_poll_max_s = idle_poll_max_s
         self.retention_s = retention_s
         self.published = 0
         claims = getattr(store, "outbox_claims", None)  # an OutboxTable chooses; else serial
         self.claims: OutboxClaims = claims() if callable(claims) else SerialClaims(store)
+        # claims that can tell on the event loop that there is nothing to claim (the event log while
+        # nobody reads engine topics) spare each poll its trip to a worker thread
+        self._idle: Callable[[], bool] | None = getattr(self.claims, "idle", None)
         self.wake = asyncio.Event()  # set by writers to skip the poll wait
         self._task: asyncio.Task[None] | None = None
 
@@ -75,6 +85,8 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Publish one batch; returns how many rows it marked."""
+        if self._idle is not None and self._idle():
+            return 0
         rows: list[OutboxRow] = await self.blocking(self.claims.claim, self.batch_rows_max)
         if not rows:
             return 0
@@ -96,9 +108,13 @@ class OutboxRelay:
         last_purge = time.monotonic()
         while True:
             started = time.monotonic()
+            self.wake.clear()  # before the claim: a write committed while it runs wakes the wait below
             try:
                 count = await self.run_once()
-                pause = self.poll_interval_s
+                if count or self.idle_poll_max_s is None:
+                    pause = self.poll_interval_s
+                else:  # nothing, and nobody woke us meanwhile: back off while idle
+                    pause = min(max(pause, self.poll_interval_s) * 2, self.idle_poll_max_s)
             except Exception as exc:  # bus down or slow: back off, keep the rows, try again
                 log.warning("outbox_publish_failed", error=repr(exc))
                 count = 0
@@ -111,7 +127,6 @@ class OutboxRelay:
                 except Exception as exc:  # cleanup may wait for the next round
                     log.warning("outbox_purge_failed", error=repr(exc))
             if count < self.batch_rows_max:
-                self.wake.clear()
                 try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
                     async with asyncio.timeout(pause):
                         await self.wake.wait()
