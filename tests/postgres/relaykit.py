@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
+from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.postgres import PostgresStore
+from abyssal.ports import BusMessage
 from abyssal.runtime.outbox import OutboxRelay
 
 
@@ -31,3 +35,35 @@ class ProcessRelay:
         await self.relay.stop()
         self.pool.shutdown(wait=True)
         self.store.close()
+
+
+@asynccontextmanager
+async def competing_relays(
+    make: Callable[[MemoryBus], ProcessRelay],
+    count: int,
+    topics: list[str],
+    rng: random.Random,
+    slow_share: float,
+) -> AsyncIterator[tuple[list[ProcessRelay], list[BusMessage]]]:
+    """``count`` started relays on one in-process bus, and what an auditing reader received (a
+    ``slow_share`` of its acks slow, so claims overlap in time); all closed on exit."""
+    bus = MemoryBus()
+    received: list[BusMessage] = []
+
+    async def consumer(m: BusMessage) -> None:
+        received.append(m)
+        if rng.random() < slow_share:
+            await asyncio.sleep(rng.random() * 0.002)
+
+    bus.subscribe(topics, "audit")
+    consuming = asyncio.create_task(bus.run(topics, "audit", consumer))
+    relays = [make(bus) for _ in range(count)]
+    for r in relays:
+        r.relay.start()
+    try:
+        yield relays, received
+    finally:
+        for r in relays:
+            await r.close()
+        consuming.cancel()
+        await asyncio.gather(consuming, return_exceptions=True)

@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import random
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.postgres.relaykit import ProcessRelay
+from tests.postgres.relaykit import ProcessRelay, competing_relays
 from tests.runtime import eventlog_scenarios as scenarios
 from tests.runtime.eventlog_kit import Stream, cursor, expected_messages, write
 
 from abyssal.adapters import postgres_schema
 from abyssal.adapters.event_log_outbox import CompetingEventClaims, EventLogOutbox, MissingCursor
-from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.outbox_store import write_event
 from abyssal.adapters.postgres import PostgresStore
 from abyssal.cluster.delivery_roles import DeliveryRole
@@ -106,40 +106,25 @@ def test_competing_relays_send_every_event_once_in_order(pg_url: str) -> None:
     expected = expected_messages(stream)
 
     async def scenario() -> list[int]:
-        bus = MemoryBus()
-        received: list[BusMessage] = []
-
-        async def consumer(m: BusMessage) -> None:
-            received.append(m)
-            if rng.random() < 0.05:
-                await asyncio.sleep(rng.random() * 0.002)  # slow acks: claims overlap in time
-
+        make = partial(_relay, pg_url, batch_rows_max=7)
         topics = ["orders", "trades", "ledger"]
-        bus.subscribe(topics, "audit")
-        consuming = asyncio.create_task(bus.run(topics, "audit", consumer))
-        relays = [_relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
-        for r in relays:
-            r.relay.start()
         writer = PostgresStore(pg_url)
         loop = asyncio.get_running_loop()
         try:
-            at = 0
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                while at < len(stream):  # the relays run while the batches commit
-                    size = rng.randint(1, 20)
-                    await loop.run_in_executor(pool, write, writer, stream[at : at + size])
-                    at += size
-                    await asyncio.sleep(rng.random() * 0.01)
-                deadline = loop.time() + 30
-                while await loop.run_in_executor(pool, cursor, writer) < stream[-1][0]:
-                    assert loop.time() < deadline, "the relays did not reach the end of the log"
-                    await asyncio.sleep(0.02)
-            await asyncio.sleep(0.1)  # a duplicate would arrive now
+            async with competing_relays(make, RELAYS, topics, rng, slow_share=0.05) as (relays, received):
+                at = 0
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    while at < len(stream):  # the relays run while the batches commit
+                        size = rng.randint(1, 20)
+                        await loop.run_in_executor(pool, write, writer, stream[at : at + size])
+                        at += size
+                        await asyncio.sleep(rng.random() * 0.01)
+                    deadline = loop.time() + 30
+                    while await loop.run_in_executor(pool, cursor, writer) < stream[-1][0]:
+                        assert loop.time() < deadline, "the relays did not reach the end of the log"
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(0.1)  # a duplicate would arrive now
         finally:
-            for r in relays:
-                await r.close()
-            consuming.cancel()
-            await asyncio.gather(consuming, return_exceptions=True)
             writer.close()
         assert [m.event_id for m in received] == [m.event_id for m in expected]  # once each, in order
         assert received == expected

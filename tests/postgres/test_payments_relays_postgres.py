@@ -18,12 +18,13 @@ import random
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import msgspec
 import psycopg
 import pytest
-from tests.postgres.relaykit import ProcessRelay
+from tests.postgres.relaykit import ProcessRelay, competing_relays
 
 from abyssal.adapters.memory_bus import MemoryBus
 from abyssal.adapters.outbox_store import CompetingClaims
@@ -94,28 +95,11 @@ def test_three_relays_publish_every_row_once_in_order_per_aggregate(pg_url: str)
     rng = random.Random(20260807)
 
     async def scenario() -> None:
-        bus = MemoryBus()
-        received: list[BusMessage] = []
-
-        async def consumer(m: BusMessage) -> None:
-            received.append(m)
-            if rng.random() < 0.3:
-                await asyncio.sleep(rng.random() * 0.002)  # slow acks: batches overlap in time
-
-        bus.subscribe(["payments"], "audit")
-        consuming = asyncio.create_task(bus.run(["payments"], "audit", consumer))
-        relays = [_relay(pg_url, bus, batch_rows_max=7) for _ in range(RELAYS)]
-        for r in relays:
-            r.relay.start()
-        try:
+        make = partial(_relay, pg_url, batch_rows_max=7)
+        async with competing_relays(make, RELAYS, ["payments"], rng, slow_share=0.3) as (relays, received):
             store = await _write_all(pg_url, rng)  # the relays run while the writers commit
             await _drain(relays[0].source, relays[0].io)
             await asyncio.sleep(0.1)  # a duplicate would arrive now
-        finally:
-            for r in relays:
-                await r.close()
-            consuming.cancel()
-            await asyncio.gather(consuming, return_exceptions=True)
 
         rows = store.conn().execute("SELECT event_id FROM outbox WHERE published_ns IS NOT NULL").fetchall()
         store.close()
