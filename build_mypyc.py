@@ -67,6 +67,13 @@ COMPILED_MODULES = (
     "gateway.order_params",
     "gateway.auth",
     "runtime.projector",
+    "runtime.market",
+    "runtime.telemetry",
+    "marketdata.candles",
+    "marketdata.ticker",
+    "marketdata.book_view",
+    "marketdata.checksum",
+    "gateway.formats",
 )
 GROUP_NAME = "abyssal_core"  # the shared library is <GROUP_NAME>__mypyc.<ext>
 OUT_DEFAULT = ROOT / "build" / "mypyc"

@@ -69,7 +69,7 @@ class MarketData:
     def load(self, store: SqliteStore) -> None:
         """Read recent public trades back (blocking; before serving)."""
         for pm in self.pairs:
-            rows = (
+            rows: list[tuple[int, int, int, int, int, int]] = (
                 store.conn()
                 .execute(
                     "SELECT trade_no, ts_ns, price_ticks, volume_lots, taker_side, taker_market FROM trades "
