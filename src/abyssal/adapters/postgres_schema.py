@@ -344,6 +344,15 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT 'relay:events', COALESCE(MAX(seq), 0) FROM events
         ON CONFLICT (name) DO NOTHING;
     """,
+    # 5: mirroring sqlite_schema migration 6: each order index holds only the orders its readers
+    #    ask for (``status < 2`` open, ``status >= 2`` closed), so an accepted order writes one
+    #    index entry instead of two and a close no longer moves an entry within each index
+    """
+    DROP INDEX orders_open;
+    DROP INDEX orders_closed;
+    CREATE INDEX orders_open ON orders(account) WHERE status < 2;
+    CREATE INDEX orders_closed ON orders(account, closed_ns) WHERE status >= 2;
+    """,
 )
 
 

@@ -58,7 +58,7 @@ def _page(
 
 
 def open_orders(store: Store, account: int, userref: int | None, cl_ord_id: str | None) -> list[sqlite3.Row]:
-    sql = "SELECT * FROM orders WHERE account = ? AND status IN (0, 1)"
+    sql = "SELECT * FROM orders WHERE account = ? AND status < 2"  # orders_open
     args: list[object] = [account]
     if userref is not None:
         sql += " AND userref = ?"
@@ -72,7 +72,7 @@ def open_orders(store: Store, account: int, userref: int | None, cl_ord_id: str 
 def closed_orders(
     store: Store, account: int, w: Window, closetime: str, userref: int | None, cl_ord_id: str | None
 ) -> tuple[list[sqlite3.Row], int]:
-    where = "account = ? AND status IN (2, 3, 4)"
+    where = "account = ? AND status >= 2"  # orders_closed
     args: list[object] = [account]
     column = "opened_ns" if closetime == "open" else "closed_ns"
     if w.start_ns:
@@ -198,7 +198,7 @@ def audit(store: Store) -> list[str]:
         "SELECT * FROM (SELECT b.account, b.asset, b.held, COALESCE(SUM(o.hold_minor), 0) + (SELECT "
         "COALESCE(SUM(w.amount_minor), 0) FROM withdrawal_holds w WHERE w.account = b.account AND w.asset = "
         "b.asset) AS h FROM balances b "
-        "LEFT JOIN orders o ON o.account = b.account AND o.hold_asset = b.asset AND o.status IN (0, 1) "
+        "LEFT JOIN orders o ON o.account = b.account AND o.hold_asset = b.asset AND o.status < 2 "
         "WHERE b.account >= 0 GROUP BY b.account, b.asset) t WHERE h != held",
         (),
     ):

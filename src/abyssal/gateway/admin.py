@@ -225,7 +225,7 @@ async def status(exchange: Exchange) -> Any:
         c = exchange.store.conn()
         last = exchange.store.last_seq()
         offsets = dict(c.execute("SELECT name, seq FROM projection_offsets").fetchall())
-        open_orders = c.execute("SELECT COUNT(*) FROM orders WHERE status IN (0, 1)").fetchone()[0]
+        open_orders = c.execute("SELECT COUNT(*) FROM orders WHERE status < 2").fetchone()[0]  # orders_open
         totals = c.execute(
             "SELECT asset, SUM(total), SUM(held) FROM balances WHERE account >= 0 GROUP BY asset"
         ).fetchall()
