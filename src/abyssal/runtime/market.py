@@ -24,8 +24,8 @@ from abyssal.core.messages import (
     OrderClosed,
     OrderTriggered,
 )
-from abyssal.marketdata.book_view import BOOK_DEPTHS, BookUpdate, BookView
 from abyssal.marketdata.book_view import BookSide as BookSideName
+from abyssal.marketdata.book_view import BookView
 from abyssal.marketdata.candles import Candles
 from abyssal.marketdata.ticker import Ticker
 from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TakerSide, TradesTape
@@ -33,7 +33,6 @@ from abyssal.marketdata.trades_tape import PublicTrade, SpreadTape, TakerSide, T
 BOOK_MIRROR_LEVELS = 1000  # the deepest WebSocket book subscription
 TRADES_LOADED_MAX = 50_000  # per pair, read back on start for candles and the ticker
 
-BookListener = Callable[[int, dict[int, BookUpdate]], None]
 TradeListener = Callable[[int, list[PublicTrade]], None]
 # (pair index, [(side, price_ticks, qty_lots)]): every level of the mirror that changed in a
 # batch, qty 0 for levels that left it; WebSocket publishers conflate these (gateway/ws_publisher)
@@ -62,7 +61,6 @@ class MarketData:
         self.instruments = instruments
         self.pairs = [PairMarket(p) for p in instruments.pairs]
         self.engine: Engine | None = None
-        self.book_listeners: list[BookListener] = []
         self.trade_listeners: list[TradeListener] = []
         self.level_listeners: list[LevelListener] = []
 
@@ -114,18 +112,17 @@ class MarketData:
         now = time.time_ns()
         for index in sorted(touched):
             pm = self.pairs[index]
-            updates = self._sync_book(pm, now, touched[index])
-            if updates is not None:
-                for listener in self.book_listeners:
-                    listener(index, updates)
+            self._sync_book(pm, now, touched[index])
         for index, batch in trades.items():
             for trade_listener in self.trade_listeners:
                 trade_listener(index, batch)
 
-    def _sync_book(
-        self, pm: PairMarket, now_ns: int, prices: set[int] | None = None
-    ) -> dict[int, BookUpdate] | None:
+    def _sync_book(self, pm: PairMarket, now_ns: int, prices: set[int] | None = None) -> None:
         """Bring the mirror to the engine's top levels; ``prices`` limits the work to those levels.
+
+        The mirror serves Depth, Spread and the level listeners (the WebSocket publisher keeps its
+        own view with window rows and checksums, ADR 0004), so it only takes the changed levels:
+        no update rows and no checksum per batch.
 
         Looking only at touched prices is exact while neither the engine's side nor the mirror
         fills the whole window (no level can enter or leave it untouched); otherwise, and when
@@ -155,9 +152,9 @@ class MarketData:
                 if old.get(price) != qty:
                     changes.append((side_name, price, qty))
         if not changes:
-            return None
-        depths = BOOK_DEPTHS if self.book_listeners else (BOOK_DEPTHS[0],)
-        updates = pm.book.apply_batch(changes, depths, updated_at_ns=now_ns)
+            return
+        for side_name, price, qty in changes:
+            pm.book.apply(side_name, price, qty, now_ns)
         # levels pushed out of the engine's top BOOK_MIRROR_LEVELS are removed by the diff above
         assert pm.book.level_count("bid") <= BOOK_MIRROR_LEVELS
         assert pm.book.level_count("ask") <= BOOK_MIRROR_LEVELS
@@ -165,7 +162,6 @@ class MarketData:
             level_listener(pm.pair.index, changes)
         bid, ask = pm.book.best("bid"), pm.book.best("ask")
         pm.spread.record(now_ns, bid[0] if bid else None, ask[0] if ask else None)
-        return updates
 
     def last_price(self, pair: Pair) -> int:
         assert self.engine is not None
