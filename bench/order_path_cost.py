@@ -5,10 +5,12 @@ the compiled build, which is what ``./scripts/serve`` runs)::
 
     python bench/order_path_cost.py                      # CPU µs per order, 3 passes
     python bench/order_path_cost.py --instructions       # + instructions per order (valgrind)
+    python bench/order_path_cost.py --wave 1             # one request at a time: a batch per order
 
 One process: the embedded ``Exchange`` (SQLite WAL, ``synchronous=FULL``) and its ASGI ``App``,
 started through the lifespan as uvicorn does, under uvloop. Two funded accounts send signed
-``AddOrder``s from ``OrderMix`` (80 % resting, 20 % taking) in waves of 64 concurrent requests,
+``AddOrder``s from ``OrderMix`` (80 % resting, 20 % taking) in waves of 64 concurrent requests
+(``--wave``),
 each an ASGI call with the headers and body a client sends: authentication with its HMAC, nonce,
 parameter parsing, the sequencer's batch (engine, projection, the durable commit in the writer
 thread), the acknowledgement and the JSON answer. Every answer must be ``"error":[]``.
@@ -18,8 +20,11 @@ after a warm-up. CPU time still moves with other load on a shared machine (cache
 ``--instructions`` also runs the same workload twice under ``valgrind --tool=cachegrind``, with
 and without the measured orders, and prints the difference per order: user-space instructions,
 which do not depend on other load, so two builds or two commits compare to a fraction of a
-percent. uvicorn's HTTP parsing and the socket writes are not in either figure (``http_bench.py``
-measures them).
+percent, as long as they batch alike: the mean batch is printed, and a change that makes commits
+faster makes waves of 64 split into more, smaller batches, each paying the per-batch work again.
+``--wave 1`` (every order its own batch) is the figure that cannot move that way. Kernel time
+(the commit's WAL writes and fdatasync) is in the CPU figure only. uvicorn's HTTP parsing and the
+socket writes are not in either figure (``http_bench.py`` measures them).
 """
 
 from __future__ import annotations
@@ -111,17 +116,17 @@ def _signed_orders(keys: dict[Side, dict[str, Any]], count: int) -> list[Request
     return out
 
 
-async def _send_waves(app: App, requests: list[Request]) -> None:
+async def _send_waves(app: App, requests: list[Request], wave: int) -> None:
     async def one(headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         answer = await _asgi(app, "POST", PATH, headers, body)
         assert answer.startswith(b'{"error":[]'), answer[:300]
 
-    for i in range(0, len(requests), WAVE):
-        await asyncio.gather(*(one(h, b) for h, b in requests[i : i + WAVE]))
+    for i in range(0, len(requests), wave):
+        await asyncio.gather(*(one(h, b) for h, b in requests[i : i + wave]))
 
 
-async def _run(data_dir: Path, warmup: int, orders: int, passes: int) -> list[float]:
-    """CPU µs per order of each pass (all threads of this process)."""
+async def _run(data_dir: Path, warmup: int, orders: int, passes: int, wave: int) -> tuple[list[float], float]:
+    """CPU µs per order of each pass (all threads of this process), and the passes' mean batch."""
     exchange = Exchange(load_config(), data_dir)
     app = App(exchange)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -146,25 +151,29 @@ async def _run(data_dir: Path, warmup: int, orders: int, passes: int) -> list[fl
                     app, token, "/admin/deposits", {"account": name, "asset": asset, "amount": amount}
                 )
         requests = _signed_orders(keys, warmup + orders * passes)
-        await _send_waves(app, requests[:warmup])
+        await _send_waves(app, requests[:warmup], wave)
         per_order: list[float] = []
+        seq = exchange.sequencer
+        commands0, batches0 = seq.commands_committed, seq.batches_committed
         for p in range(passes):
             cpu = time.process_time()
             start = warmup + p * orders
-            await _send_waves(app, requests[start : start + orders])
+            await _send_waves(app, requests[start : start + orders], wave)
             per_order.append((time.process_time() - cpu) / max(orders, 1) * 1e6)
-        return per_order
+        batches = seq.batches_committed - batches0
+        return per_order, (seq.commands_committed - commands0) / batches if batches else 0.0
     finally:
         await inbox.put({"type": "lifespan.shutdown"})
         await asyncio.wait_for(outbox.get(), READY_TIMEOUT_S)
         await asyncio.wait_for(lifespan, READY_TIMEOUT_S)
 
 
-def _instructions(warmup: int, orders: int) -> int:
+def _instructions(warmup: int, orders: int, wave: int) -> int:
     """User-space instructions of one child run under cachegrind (``--orders`` may be 0)."""
     with tempfile.TemporaryDirectory(prefix="abyssal-cost-") as tmp:
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg.out"]
         cmd += [sys.executable, __file__, "--child", "--warmup", str(warmup), "--orders", str(orders)]
+        cmd += ["--wave", str(wave)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
         if done.returncode != 0 or found is None:
@@ -180,6 +189,10 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2_000)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument(
+        "--wave", type=int, default=WAVE,
+        help=f"concurrent requests (default {WAVE}); 1 makes every order its own batch",
+    )  # fmt: skip
+    ap.add_argument(
         "--instructions", action="store_true", help="also count instructions per order (valgrind)"
     )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -189,24 +202,26 @@ def main() -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.child:  # one pass, nothing printed: the parent reads cachegrind's totals
         with tempfile.TemporaryDirectory(prefix="abyssal-cost-") as tmp:
-            uvloop.run(_run(Path(tmp) / "data", args.warmup, args.orders, 1 if args.orders else 0))
+            uvloop.run(_run(Path(tmp) / "data", args.warmup, args.orders, 1 if args.orders else 0, args.wave))
         return 0
     print("# Abyssal order path cost (in-process ASGI, SQLite WAL, synchronous=FULL)")
     for line in machine_lines():
         print(line)
     print(f"engine build: {engine_build()}")
     with tempfile.TemporaryDirectory(prefix="abyssal-cost-") as tmp:
-        per_order = uvloop.run(_run(Path(tmp) / "data", args.warmup, args.orders, args.passes))
+        per_order, mean_batch = uvloop.run(
+            _run(Path(tmp) / "data", args.warmup, args.orders, args.passes, args.wave)
+        )
     shown = ", ".join(f"{x:.1f}" for x in per_order)
-    print(f"CPU per signed AddOrder ({args.orders:,} orders per pass, waves of {WAVE}): {shown} µs "
-          f"(best {min(per_order):.1f})")  # fmt: skip
+    print(f"CPU per signed AddOrder ({args.orders:,} orders per pass, waves of {args.wave}): {shown} µs "
+          f"(best {min(per_order):.1f}); mean batch {mean_batch:.1f} commands")  # fmt: skip
     if args.instructions:
         if shutil.which("valgrind") is None:
             print("valgrind is missing (apt-get install valgrind): no instruction counts", file=sys.stderr)
             return 1
         measured = min(args.orders, 1_000)  # ~50x slower under valgrind
-        base = _instructions(args.warmup // 4, 0)
-        full = _instructions(args.warmup // 4, measured)
+        base = _instructions(args.warmup // 4, 0, args.wave)
+        full = _instructions(args.warmup // 4, measured, args.wave)
         each = (full - base) / measured
         print(f"instructions per signed AddOrder (cachegrind, {measured:,} orders after "
               f"{args.warmup // 4:,} warm-up, minus the same run without them): {each:,.0f}")  # fmt: skip
