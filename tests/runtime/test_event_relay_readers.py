@@ -21,7 +21,6 @@ from abyssal.core.messages import Event, OrderType, PlaceOrder, Side
 from abyssal.ports import BusMessage
 from abyssal.runtime.event_messages import event_message
 from abyssal.runtime.exchange import Exchange
-from abyssal.runtime.outbox import POLL_INTERVAL_S
 
 
 def _cursor(exchange: Exchange) -> int:
@@ -61,8 +60,20 @@ def test_without_readers_each_batch_moves_the_cursor_and_a_later_reader_gets_wha
                 return await blocking(fn, *args)
 
             relay.blocking = counted
-            await asyncio.sleep(10 * POLL_INTERVAL_S)
+            polls = 0
+            run_once = relay.run_once
+
+            async def counted_poll() -> int:
+                nonlocal polls
+                polls += 1
+                return await run_once()
+
+            relay.run_once = counted_poll  # type: ignore[method-assign]
+            await asyncio.sleep(1.0)
             assert hops == [], "nothing to claim: the polls stay on the event loop"
+            # idle, the relay backs off (waits of 20, 40 ... 500 ms) instead of polling 50 times a second
+            assert 2 <= polls <= 10, polls
+            relay.idle_poll_max_s = 60.0  # from here on only the batches' wakes can deliver in time
 
             got: list[BusMessage] = []
 
@@ -80,11 +91,11 @@ def test_without_readers_each_batch_moves_the_cursor_and_a_later_reader_gets_wha
                     messages = [event_message(seq, i, e) for i, e in enumerate(events)]
                     expected += [m for m in messages if m is not None]
             assert any(m.topic == "trades" for m in expected)
-            for _ in range(500):
+            for _ in range(300):
                 if len(got) >= len(expected) and _cursor(ex) == ex.store.last_seq():
                     break
                 await asyncio.sleep(0.01)
-            assert got == expected  # none before ``first``, every one after, in order
+            assert got == expected  # none before ``first``, every one after, in order (woken, not polled)
             assert relay.claims.claim in hops
             assert all(int(m.event_id.split("-")[1]) >= first for m in got)
             assert _cursor(ex) == ex.store.last_seq()

@@ -213,7 +213,11 @@ class Exchange:
             self.payment_store, self.bus, self.payment_io, idle_poll_max_s=IDLE_POLL_MAX_S
         )
         self.event_log = EventLogOutbox(self.store, self.bus.audience)
-        self.event_relay = OutboxRelay(self.event_log, self.bus, self.payment_io)
+        # idle, it backs off like the payments relay: every batch wakes it while engine topics
+        # have readers (_wake_relays), and while they have none there is nothing to claim
+        self.event_relay = OutboxRelay(
+            self.event_log, self.bus, self.payment_io, idle_poll_max_s=IDLE_POLL_MAX_S
+        )
         # while no engine topic has a reader (the in-process default), the relay has nothing to
         # send: each batch's own transaction moves its cursor, and the relay is not woken
         assert isinstance(self.sequencer, Sequencer)  # embedded: the role that runs the relays here
