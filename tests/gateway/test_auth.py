@@ -81,20 +81,6 @@ def test_another_secret_does_not_verify() -> None:
     assert not verify(decode_secret(other), FORM_PATH, FORM_NONCE, FORM_BODY, FORM_SIGN)
 
 
-def test_keyed_states_stay_per_secret_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The keyed HMAC table never lets one secret's state sign for another, and stays bounded."""
-    monkeypatch.setattr(auth, "KEYED_HMAC_MAX", 8)
-    monkeypatch.setattr(auth, "_keyed", {})
-    secrets = [decode_secret(generate_key_pair()[1]) for _ in range(20)]
-    for round_ in range(2):  # the second round finds some states kept and some cleared
-        for i, secret in enumerate(secrets):
-            signed = base64.b64encode(auth._signature(secret, FORM_PATH, FORM_NONCE, FORM_BODY)).decode()
-            assert verify(secret, FORM_PATH, FORM_NONCE, FORM_BODY, signed), (round_, i)
-            assert not verify(secrets[i - 1], FORM_PATH, FORM_NONCE, FORM_BODY, signed), (round_, i)
-            assert len(auth._keyed) <= 8
-    assert verify(decode_secret(SECRET), FORM_PATH, FORM_NONCE, FORM_BODY, FORM_SIGN)  # the published vector
-
-
 @pytest.mark.parametrize(
     "api_sign",
     [
