@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
@@ -39,6 +38,7 @@ from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
 from abyssal.runtime.snapshot_fork import BackgroundSnapshots
 from abyssal.runtime.telemetry import observe_batch
+from abyssal.runtime.writer_thread import WriterThread
 
 log = structlog.get_logger("abyssal.sequencer")
 
@@ -121,7 +121,7 @@ class Sequencer:
         self.intake_queue_max = intake_queue_max
         self.listeners: list[BatchListener] = []
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=intake_queue_max)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abyssal-writer")
+        self._writer = WriterThread("abyssal-writer")
         self.snapshots = BackgroundSnapshots(store.write_snapshot, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
@@ -179,7 +179,7 @@ class Sequencer:
             self.store.write_snapshot(seq, hashlib.sha256(blob).hexdigest(), blob)
             return len(blob)
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        return await self._writer.run(asyncio.get_running_loop(), write)
 
     # -- intake ------------------------------------------------------------------------------
     def submit(self, command: Command, nonce: tuple[int, int] | None = None) -> asyncio.Future[list[Event]]:
@@ -243,7 +243,7 @@ class Sequencer:
                 if self.failed:
                     self._fail(items)
                     return
-            write = asyncio.get_running_loop().run_in_executor(self._writer, _timed_write, self.store, record)
+            write = self._writer.run(asyncio.get_running_loop(), _timed_write, self.store, record)
             self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
             due = record.snapshot_due
             if due and not self.snapshots.start(self.engine, due, write):

@@ -1,0 +1,88 @@
+"""The sequencer's writer: one thread that runs the store's writes in the order they are handed over.
+
+``run`` hands a call to the thread and returns an asyncio future that the thread resolves through
+``loop.call_soon_threadsafe``: one queue put and one wake-up each way. ``loop.run_in_executor`` on a
+``ThreadPoolExecutor`` does the same work through a concurrent future chained to an asyncio one
+(a lock, a work item, two callbacks and a state copy in Python), 12 to 30 µs more per batch on the
+machines we measure (``bench/README_http.md``, "Fewer pages per commit"). The class is also an
+``Executor``, so the background snapshots (``run_in_executor``) share the thread and its order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
+_Item = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, AnyFuture]
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled by its awaiter meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class WriterThread(concurrent.futures.Executor):
+    """A single worker thread; calls run one at a time, first in, first out."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run ``fn(*args)`` on the thread; the future resolves on ``loop`` with its result."""
+        if self._closed:
+            raise RuntimeError("the writer thread is shut down")
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((functools.partial(fn, *args), loop, future))
+        return future
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        if self._closed:
+            raise RuntimeError("the writer thread is shut down")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((functools.partial(fn, *args, **kwargs), None, future))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Run what was handed over, then stop (``cancel_futures`` is not supported: writes finish)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            call, loop, future = item
+            if loop is None:
+                assert isinstance(future, concurrent.futures.Future)
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(call())
+                except BaseException as exc:  # the caller's future carries it
+                    future.set_exception(exc)
+                continue
+            assert isinstance(future, asyncio.Future)
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = call()
+            except BaseException as exc:  # the caller's future carries it
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, future, result, error)
