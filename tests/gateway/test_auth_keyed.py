@@ -1,25 +1,28 @@
-"""The keyed HMAC table (``auth._keyed``): one state per secret, never another's, bounded."""
+"""A key's HMAC keyed once (``ApiKey.mac``) verifies exactly as its raw secret does, every time."""
 
 from __future__ import annotations
 
 import base64
 
-import pytest
 from tests.gateway.test_auth import FORM_BODY, FORM_NONCE, FORM_PATH, FORM_SIGN, SECRET
 
 from abyssal.gateway import auth
-from abyssal.gateway.auth import decode_secret, generate_key_pair, verify
+from abyssal.gateway.auth import Permission, decode_secret, generate_key_pair, verify
+from abyssal.gateway.keys import ApiKey
 
 
-def test_keyed_states_stay_per_secret_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The keyed HMAC table never lets one secret's state sign for another, and stays bounded."""
-    monkeypatch.setattr(auth, "KEYED_HMAC_MAX", 8)
-    monkeypatch.setattr(auth, "_keyed", {})
-    secrets = [decode_secret(generate_key_pair()[1]) for _ in range(20)]
-    for round_ in range(2):  # the second round finds some states kept and some cleared
-        for i, secret in enumerate(secrets):
-            signed = base64.b64encode(auth._signature(secret, FORM_PATH, FORM_NONCE, FORM_BODY)).decode()
-            assert verify(secret, FORM_PATH, FORM_NONCE, FORM_BODY, signed), (round_, i)
-            assert not verify(secrets[i - 1], FORM_PATH, FORM_NONCE, FORM_BODY, signed), (round_, i)
-            assert len(auth._keyed) <= 8
-    assert verify(decode_secret(SECRET), FORM_PATH, FORM_NONCE, FORM_BODY, FORM_SIGN)  # the published vector
+def test_a_keyed_state_signs_as_its_secret_and_never_for_another() -> None:
+    published = ApiKey(1, "k", 1, decode_secret(SECRET), Permission.ALL, 0, None)
+    for _ in range(3):  # each request copies the keyed state; nothing is consumed
+        assert verify(published.mac, FORM_PATH, FORM_NONCE, FORM_BODY, FORM_SIGN)
+    keys = [
+        ApiKey(n, f"k{n}", n, decode_secret(generate_key_pair()[1]), Permission.ALL, 0, None)
+        for n in range(6)
+    ]
+    for i, key in enumerate(keys):
+        signed = base64.b64encode(auth._signature(key.secret, FORM_PATH, FORM_NONCE, FORM_BODY)).decode()
+        assert auth._signature(key.mac, FORM_PATH, FORM_NONCE, FORM_BODY) == base64.b64decode(signed)
+        assert verify(key.mac, FORM_PATH, FORM_NONCE, FORM_BODY, signed)
+        assert not verify(keys[i - 1].mac, FORM_PATH, FORM_NONCE, FORM_BODY, signed)
+        assert not verify(key.mac, FORM_PATH, FORM_NONCE + "1", FORM_BODY, signed)
+    assert keys[0] == ApiKey(0, "k0", 0, keys[0].secret, Permission.ALL, 0, None)  # the state is not compared

@@ -287,7 +287,7 @@ class App:
         params = parse_body(body, _header(scope, b"content-type"), body_bytes_max=BODY_BYTES_MAX)
         nonce = read_nonce(params)
         sign = _header(scope, b"api-sign") or ""
-        if not verify(key.secret, f"/0/private/{name}", _nonce_text(params, nonce), body, sign):
+        if not verify(key.mac, f"/0/private/{name}", _nonce_text(params, nonce), body, sign):
             raise ParamError(INVALID_SIGNATURE)
         shared = self.exchange.shared
         if shared is None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from typing import Any
 
 from abyssal.adapters.store import Store
-from abyssal.gateway.auth import NonceTracker, Permission, SecretBox, decode_secret, generate_key_pair
+from abyssal.gateway.auth import (
+    NonceTracker,
+    Permission,
+    SecretBox,
+    decode_secret,
+    generate_key_pair,
+    keyed_hmac,
+)
 
 KEY_COLUMNS = "key_no, api_key, account, secret_sealed, permissions, nonce_window, last_nonce, otp"
 
@@ -20,6 +28,10 @@ class ApiKey:
     permissions: Permission
     nonce_window: int
     otp: str | None
+    mac: hmac.HMAC = field(init=False, repr=False, compare=False)  # keyed with ``secret``, copied per request
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", keyed_hmac(self.secret))
 
 
 class KeyRing:
