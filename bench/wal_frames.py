@@ -37,14 +37,16 @@ FRAME_HEADER = 24
 PAGE = 4096
 
 
-def _connect_without_checkpoints(*args: object, **kwargs: object) -> sqlite3.Connection:
-    conn = _connect(*args, **kwargs)  # type: ignore[arg-type]
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    return conn
+def _without_checkpoints() -> None:
+    """Every SQLite connection this process opens from now on keeps the WAL's frames."""
+    connect = sqlite_adapter.connect
 
+    def connect_without_checkpoints(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
 
-_connect = sqlite_adapter.connect
-sqlite_adapter.connect = _connect_without_checkpoints  # every connection of this process
+    sqlite_adapter.connect = connect_without_checkpoints
 
 
 def frames_by_object(db: Path) -> collections.Counter[str]:
@@ -97,6 +99,7 @@ def main() -> None:
     ap.add_argument("--commands", type=int, default=2048)
     ap.add_argument("--warmup", type=int, default=2000)
     args = ap.parse_args()
+    _without_checkpoints()
     print(f"# WAL frames per commit (SQLite {sqlite3.sqlite_version}, OrderMix, {args.commands:,} commands)")
     for batch in (int(b) for b in args.batches.split(",")):
         commits, frames = uvloop.run(measure(batch, args.commands, args.warmup))
