@@ -494,10 +494,11 @@ def test_every_state_field_reaches_the_hash() -> None:
     for name in ORDER_FIELDS:
         assert changes(functools.partial(bump_slot, order_no=pending, name=name)), name
     mutations = {
-        "total": lambda e: e.s.accounts[1].total.__setitem__(2, e.s.accounts[1].total[2] + 1),
-        "held": lambda e: e.s.accounts[1].held.__setitem__(2, e.s.accounts[1].held[2] + 1),
+        "total": lambda e: setattr(e.s.accounts[1].bal[2], "total", e.s.accounts[1].bal[2].total + 1),
+        "held": lambda e: setattr(e.s.accounts[1].bal[2], "held", e.s.accounts[1].bal[2].held + 1),
         "cl_ids": lambda e: e.s.accounts[1].cl_ids.__setitem__("other", pending),
         "vol_days": lambda e: e.s.accounts[1].vol_days.__setitem__(-1, 1),
+        "vol_today": lambda e: setattr(e.s.accounts[1], "vol_today", e.s.accounts[1].vol_today + 2),
         "vol30": lambda e: setattr(e.s.accounts[1], "vol30", e.s.accounts[1].vol30 + 1),
         "cur_day": lambda e: setattr(e.s.accounts[1], "cur_day", e.s.accounts[1].cur_day + 1),
         "account number": lambda e: setattr(e.s.accounts[1], "number", 99),
@@ -538,7 +539,7 @@ def test_fee_numerators_beyond_64_bits_round_trip() -> None:
     engine.s.orders[1].fee_num = 2**70 + 12_345  # a whale's cumulative fee rate times cost
     resumed = restore(INS, snapshot(engine))
     assert resumed.s.orders[1].fee_num == 2**70 + 12_345
-    engine.s.accounts[1].total[0] = 2**64  # beyond the 64-bit rule: refused loudly, not truncated
+    engine.s.accounts[1].bal[0].total = 2**64  # beyond the 64-bit rule: refused loudly, not truncated
     with pytest.raises(SnapshotError, match="beyond 64 bits"):
         snapshot(engine)
 

@@ -14,26 +14,40 @@ FEE_ACCOUNT: Final = 0  # the house: fees and rounding are credited here
 WORLD_ACCOUNT: Final = -1  # the outside world in postings: deposits come from it, withdrawals go to it
 
 
+class Balance:
+    """One asset of one account, in minor units: available = total - held.
+
+    Two native int fields rather than two lists of ints: compiled, a list item is a boxed int, so
+    every ``held[asset] += x`` allocated one and went through the generic number protocol; a
+    field of a compiled class is a machine word (for amounts below 2**62) updated in place.
+    """
+
+    __slots__ = ("held", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.held = 0
+
+
 class Account:
-    """``total[asset]`` and ``held[asset]`` in minor units; available = total - held."""
+    """``bal[asset]``: the account's balance of each asset (``total`` and ``held``, read-only lists)."""
 
     __slots__ = (
+        "bal",
         "cl_ids",
         "cur_day",
-        "held",
         "live",
         "number",
         "open_nos",
         "stale_room",
-        "total",
         "vol30",
         "vol_days",
+        "vol_today",
     )
 
     def __init__(self, number: int, asset_count: int, live: dict[int, Order]) -> None:
         self.number = number
-        self.total = [0] * asset_count
-        self.held = [0] * asset_count
+        self.bal = [Balance() for _ in range(asset_count)]
         # The engine's index of every live order (``EngineState.orders``, shared, never replaced):
         # the orders themselves are found there, so an account keeps only their numbers.
         self.live = live
@@ -47,9 +61,23 @@ class Account:
         self.open_nos: list[int] = []
         self.stale_room = PRUNE_SLACK
         self.cl_ids: dict[str, int] = {}  # cl_ord_id -> order_no, open orders only
-        self.vol_days: dict[int, int] = {}  # day number -> volume in fee-currency minor units
+        # day number -> volume in fee-currency minor units, for the days before ``cur_day``; the
+        # volume of ``cur_day`` is ``vol_today`` (-1: none yet), a native int a fill adds to
+        # without a dict lookup. ``volume_days`` is the whole map, as snapshots store it.
+        self.vol_days: dict[int, int] = {}
+        self.vol_today = -1
         self.vol30 = 0
         self.cur_day = -1
+
+    @property
+    def total(self) -> list[int]:
+        """Each asset's total (a new list: for readers; write through ``bal``)."""
+        return [b.total for b in self.bal]
+
+    @property
+    def held(self) -> list[int]:
+        """Each asset's held part of the total (a new list: for readers; write through ``bal``)."""
+        return [b.held for b in self.bal]
 
     @property
     def open(self) -> dict[int, Order]:
@@ -74,50 +102,72 @@ class Account:
         return o if o is not None and o.account == self.number else None
 
     def available(self, asset: int) -> int:
-        return self.total[asset] - self.held[asset]
+        b = self.bal[asset]
+        return b.total - b.held
 
     def hold(self, asset: int, amount_minor: int) -> None:
+        b = self.bal[asset]
         assert amount_minor >= 0
-        assert self.total[asset] - self.held[asset] >= amount_minor, "hold beyond available"
-        self.held[asset] += amount_minor
+        assert b.total - b.held >= amount_minor, "hold beyond available"
+        b.held += amount_minor
 
     def release(self, asset: int, amount_minor: int) -> None:
-        assert 0 <= amount_minor <= self.held[asset], "release beyond held"
-        self.held[asset] -= amount_minor
+        b = self.bal[asset]
+        assert 0 <= amount_minor <= b.held, "release beyond held"
+        b.held -= amount_minor
 
     def debit_held(self, asset: int, amount_minor: int) -> None:
         """Money leaves the account out of its hold (a fill consuming an order's hold)."""
-        assert 0 <= amount_minor <= self.held[asset], "debit beyond held"
-        self.held[asset] -= amount_minor
-        self.total[asset] -= amount_minor
+        b = self.bal[asset]
+        assert 0 <= amount_minor <= b.held, "debit beyond held"
+        b.held -= amount_minor
+        b.total -= amount_minor
 
     def credit(self, asset: int, amount_minor: int) -> None:
         assert amount_minor >= 0
-        self.total[asset] += amount_minor
+        self.bal[asset].total += amount_minor
 
     def debit_available(self, asset: int, amount_minor: int) -> None:
-        assert 0 <= amount_minor <= self.total[asset] - self.held[asset], "debit beyond available"
-        self.total[asset] -= amount_minor
+        b = self.bal[asset]
+        assert 0 <= amount_minor <= b.total - b.held, "debit beyond available"
+        b.total -= amount_minor
 
     def add_volume(self, ts_ns: int, volume_minor: int) -> None:
         day = ts_ns // DAY_NS
         if day != self.cur_day:
             self.roll(day)
-        self.vol_days[day] = self.vol_days.get(day, 0) + volume_minor
+        today = self.vol_today
+        self.vol_today = volume_minor if today < 0 else today + volume_minor
         self.vol30 += volume_minor
 
     def roll(self, day: int) -> None:
-        """Forget days that left the 30-day window; recompute the window's sum."""
+        """Close ``cur_day``, forget days that left the 30-day window, recompute the window's sum."""
+        if self.vol_today >= 0:
+            self.vol_days[self.cur_day] = self.vol_today
+        self.vol_today = -1
         self.cur_day = day
         oldest = day - FEE_WINDOW_DAYS + 1
         for d in [d for d in self.vol_days if d < oldest]:
             del self.vol_days[d]
         self.vol30 = sum(self.vol_days.values())
 
+    def volume_days(self) -> dict[int, int]:
+        """Day number -> volume, ``cur_day`` included (a new dict)."""
+        days = dict(self.vol_days)
+        if self.vol_today >= 0:
+            days[self.cur_day] = self.vol_today
+        return days
+
+    def set_volume_days(self, days: dict[int, int], cur_day: int) -> None:
+        """The inverse of ``volume_days`` (a restore), with ``vol30`` left to the caller."""
+        self.vol_days = dict(days)
+        self.vol_today = self.vol_days.pop(cur_day, -1)
+        self.cur_day = cur_day
+
     def volume_in_window(self, ts_ns: int) -> int:
         """The 30-day volume as of ``ts_ns`` without touching state (for readers outside apply)."""
         oldest = ts_ns // DAY_NS - FEE_WINDOW_DAYS + 1
-        return sum(v for d, v in self.vol_days.items() if d >= oldest)
+        return sum(v for d, v in self.volume_days().items() if d >= oldest)
 
     def volume_at(self, ts_ns: int) -> int:
         day = ts_ns // DAY_NS
@@ -126,4 +176,5 @@ class Account:
         return self.vol30
 
 
+keep_slots(Balance)
 keep_slots(Account)

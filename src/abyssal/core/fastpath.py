@@ -52,7 +52,7 @@ _REASON_IOC: Final = CloseReason.ioc_remainder
 _REASON_USER: Final = CloseReason.user_requested
 # PlaceOrder's fields in order (its array_like wire format, so they do not move), as a tuple
 _PlaceFields = tuple[
-    int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, str, int,
+    Any, Any, Any, Any, int, Any, int, Any, int, int, int, int, Any, int, Any, int, Any, Any, str, int,
     bool, str, str,
 ]  # fmt: skip
 _PLACE_FIELD_NAMES: Final = (
@@ -72,12 +72,23 @@ _CANCEL_COUNT: Final = CancelCount
 def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> bool:
     """Place a plain limit order (see the module doc) and match it; False: not plain, nothing done."""
     s = engine.s
-    # every field in one C call: compiled, a getattr per field on a msgspec Struct costs more
+    # every field in one C call: compiled, a getattr per field on a msgspec Struct costs more.
+    # The fields that the OrderAccepted event repeats stay the command's int objects (typed Any)
+    # beside their native values, so the event shares them instead of boxing new ones.
     (
-        ts_ns, account, pair_index, side, ordertype, volume, price_kind, price, _pct, price2_kind,
-        _price2, _pct2, display_lots, flags, tif, start_ns, expire_ns, userref, cl_ord_id, stp,
-        validate, price_text, price2_text,
+        ts_box, account_box, pair_box, side_box, ordertype, volume_box, price_kind, price_box, _pct,
+        price2_kind, _price2, _pct2, display_box, flags, tif_box, start_ns, expire_box, userref_box,
+        cl_ord_id, stp, validate, price_text, price2_text,
     ) = cast(_PlaceFields, _astuple(c))  # fmt: skip
+    ts_ns: int = ts_box
+    account: int = account_box
+    pair_index: int = pair_box
+    side: int = side_box
+    volume: int = volume_box
+    price: int = price_box
+    tif: int = tif_box
+    expire_ns: int = expire_box
+    userref: int = userref_box
     if ordertype != _LIMIT or flags or start_ns or validate:
         return False
     if (tif != _GTC and tif != _IOC) or price_kind != _ABS or price2_kind != _ABS:
@@ -91,7 +102,7 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     pair = s.pairs[pair_index]
     if price % pair.tick_ticks or volume < pair.ordermin_lots or price * volume < pair.costmin_raw:
         return False
-    acct = s.accounts.get(account)
+    acct = s.accounts.get(account_box)
     if acct is None or (cl_ord_id and cl_ord_id in acct.cl_ids):
         return False
     is_buy = side == 0
@@ -108,7 +119,8 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     else:
         hold = volume * pair.base_lot_factor  # a sell without fcib pays its fee from the proceeds
         hold_asset = pair.base.index
-    if acct.total[hold_asset] - acct.held[hold_asset] < hold:
+    bal = acct.bal[hold_asset]
+    if bal.total - bal.held < hold:
         return False
     assert hold > 0, "a plain order holds something"
     # accepted: from here on the general path's steps, in its order
@@ -120,7 +132,7 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     o.opened_rel_ns = ts_ns - OPENED_EPOCH_NS  # o.opened_ns = ts_ns, without the property call
     if tif or expire_ns or userref or cl_ord_id or stp:  # else the cold fields keep their defaults
         o.tif, o.expire_ns, o.userref, o.cl_ord_id, o.stp = tif, expire_ns, userref, cl_ord_id, stp
-    acct.held[hold_asset] += hold  # Account.hold, whose checks are the two just above
+    bal.held += hold  # Account.hold, whose checks are the two just above
     o.hold_minor = hold
     key: Any = order_no  # compiled, boxed once: the index, the account's list and the event share it
     s.orders[key] = o
@@ -130,9 +142,9 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
         acct.cl_ids[cl_ord_id] = order_no
     events.append(
         _ACCEPTED(
-            key, account, pair_index, side, _LIMIT, volume, price, 0, 0, display_lots,
-            FLAG_FCIQ, tif, 0, expire_ns, userref, cl_ord_id, _STATUS_OPEN, hold_asset, hold,
-            ts_ns, price_text, price2_text, False, -1,
+            key, account_box, pair_box, side_box, _LIMIT, volume_box, price_box, 0, 0, display_box,
+            FLAG_FCIQ, tif_box, 0, expire_box, userref_box, cl_ord_id, _STATUS_OPEN, hold_asset, hold,
+            ts_box, price_text, price2_text, False, -1,
         )
     )  # fmt: skip
     # Engine._execute for a limit order without post-only: match, then rest or close

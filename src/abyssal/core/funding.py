@@ -45,10 +45,10 @@ def on_withdraw_hold(s: EngineState, c: WithdrawHold, events: list[Event]) -> No
     if acct is None or acct.available(c.asset) < c.amount_minor:
         events.append(Rejected(c.account, int(Reject.insufficient_funds)))
         return
-    held_before = acct.held[c.asset]
+    held_before = acct.bal[c.asset].held
     acct.hold(c.asset, c.amount_minor)
     s.withdrawals[c.ref] = (c.account, c.asset, c.amount_minor)
-    assert acct.held[c.asset] == held_before + c.amount_minor
+    assert acct.bal[c.asset].held == held_before + c.amount_minor
     events.append(WithdrawHeld(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
 
 
@@ -66,11 +66,11 @@ def on_withdraw_post(s: EngineState, c: WithdrawPost, events: list[Event]) -> No
         return
     account, asset, amount = pending
     acct = s.accounts[account]
-    assert acct.held[asset] >= amount, "a pending withdrawal beyond the account's held"
-    total_before = acct.total[asset]
+    assert acct.bal[asset].held >= amount, "a pending withdrawal beyond the account's held"
+    total_before = acct.bal[asset].total
     acct.debit_held(asset, amount)
     del s.withdrawals[c.ref]
-    assert acct.total[asset] == total_before - amount
+    assert acct.bal[asset].total == total_before - amount
     events.append(WithdrawPosted(account, asset, amount, c.ref, c.ts_ns))
 
 
@@ -80,10 +80,10 @@ def on_withdraw_void(s: EngineState, c: WithdrawVoid, events: list[Event]) -> No
         return
     account, asset, amount = pending
     acct = s.accounts[account]
-    total_before = acct.total[asset]
+    total_before = acct.bal[asset].total
     acct.release(asset, amount)
     del s.withdrawals[c.ref]
-    assert acct.total[asset] == total_before, "a void moves no money out"
+    assert acct.bal[asset].total == total_before, "a void moves no money out"
     events.append(WithdrawVoided(account, asset, amount, c.ref, c.ts_ns))
 
 

@@ -39,8 +39,9 @@ def close_order(
     hold_asset = pair.quote.index if order.is_buy else pair.base.index
     released = order.hold_minor
     if released:  # Account.release, inlined
-        assert released <= acct.held[hold_asset], "release beyond held"
-        acct.held[hold_asset] -= released
+        bal = acct.bal[hold_asset]
+        assert released <= bal.held, "release beyond held"
+        bal.held -= released
         order.hold_minor = 0
     no: Any = order.order_no  # compiled: boxed once for the delete and the event
     # only a live order closes, so it is in the index (``del``: no generic method call compiled)

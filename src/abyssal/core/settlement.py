@@ -9,7 +9,6 @@ a fee taken from proceeds is the ceiling of that fill's fee, capped at the proce
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Final
 
 from abyssal.core.accounts import DAY_NS, FEE_ACCOUNT
@@ -177,11 +176,9 @@ def settle_quote_fees(
         maker_acct.roll(day)
     if taker_acct.cur_day != day:
         taker_acct.roll(day)
-    fees = pair.fees  # FeeSchedule.rates_ppm, inlined: the highest tier each volume reaches
-    tier = bisect_right(fees.thresholds, maker_acct.vol30) - 1
-    m_ppm = fees.rates[tier if tier > 0 else 0][0]
-    tier = bisect_right(fees.thresholds, taker_acct.vol30) - 1
-    t_ppm = fees.rates[tier if tier > 0 else 0][1]
+    fees = pair.fees
+    m_ppm = fees.rates[fees.tier_index(maker_acct.vol30)][0]
+    t_ppm = fees.rates[fees.tier_index(taker_acct.vol30)][1]
     b_ppm, s_ppm = (t_ppm, m_ppm) if taker_buys else (m_ppm, t_ppm)
     raw = price_ticks * qty_lots
     cost_before = buyer.cost_raw
@@ -209,27 +206,29 @@ def settle_quote_fees(
     b_acct, s_acct = (taker_acct, maker_acct) if taker_buys else (maker_acct, taker_acct)
     # buyer: price and fee out of the hold, base in
     b_out = buyer_pays + b_fee
-    assert b_out <= b_acct.held[quote], "a fill overdrew the buyer's held quote"
+    bal = b_acct.bal[quote]
+    assert b_out <= bal.held, "a fill overdrew the buyer's held quote"
     assert b_out <= buyer.hold_minor, "a fill overdrew the buy order's hold"
-    b_acct.held[quote] -= b_out
-    b_acct.total[quote] -= b_out
-    b_acct.total[base] += base_minor
+    bal.held -= b_out
+    bal.total -= b_out
+    b_acct.bal[base].total += base_minor
     buyer.cost_raw = cost_after
     buyer.fee_num = fee_num_after
     buyer.hold_minor -= b_out
     buyer.paid_minor += buyer_pays
     buyer.fee_paid_minor += b_fee
     # seller: base out of the hold, quote in less the fee
-    assert base_minor <= s_acct.held[base], "a fill overdrew the seller's held base"
+    bal = s_acct.bal[base]
+    assert base_minor <= bal.held, "a fill overdrew the seller's held base"
     assert base_minor <= seller.hold_minor, "a fill overdrew the sell order's hold"
-    s_acct.held[base] -= base_minor
-    s_acct.total[base] -= base_minor
-    s_acct.total[quote] += seller_gets - s_fee
+    bal.held -= base_minor
+    bal.total -= base_minor
+    s_acct.bal[quote].total += seller_gets - s_fee
     seller.cost_raw += raw
     seller.hold_minor -= base_minor
     seller.paid_minor += base_minor
     seller.fee_paid_minor += s_fee
-    accounts[FEE_ACCOUNT].total[quote] += buyer_pays - seller_gets + b_fee + s_fee
+    accounts[FEE_ACCOUNT].bal[quote].total += buyer_pays - seller_gets + b_fee + s_fee
     # quantities
     taker.remaining_lots -= qty_lots
     taker.visible_lots = taker.remaining_lots
@@ -240,11 +239,11 @@ def settle_quote_fees(
     # fee volume (Account.add_volume; both accounts are on this day already)
     index = pair.index
     volume = buyer_pays if s.usd_via[index] == USD_SAME else s.fee_volume(pair, buyer_pays)
-    days = taker_acct.vol_days
-    days[day] = days.get(day, 0) + volume
+    today = taker_acct.vol_today
+    taker_acct.vol_today = volume if today < 0 else today + volume
     taker_acct.vol30 += volume
-    days = maker_acct.vol_days
-    days[day] = days.get(day, 0) + volume
+    today = maker_acct.vol_today
+    maker_acct.vol_today = volume if today < 0 else today + volume
     maker_acct.vol30 += volume
     s.last_price[index] = price_ticks
     trade_no = s.trade_no[index] + 1

@@ -40,7 +40,7 @@ STATE_STORED = frozenset(
     | {"orders", "rise", "starts", "system_mode", "trade_no", "trailing", "withdrawals"}
 )
 STATE_DERIVED = frozenset({"instruments", "pairs", "usd_via"})  # rebuilt from the instruments
-ACCOUNT_STORED = frozenset({"cl_ids", "cur_day", "held", "number", "total", "vol30", "vol_days"})
+ACCOUNT_STORED = frozenset({"bal", "cl_ids", "cur_day", "number", "vol30", "vol_days", "vol_today"})
 # the engine's order index, and the account's open orders in it (stored as their numbers)
 ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room"})
 BOOK_STORED = frozenset(
@@ -73,7 +73,7 @@ def snapshot(engine: Engine) -> bytes:
     )
     for _, account, asset, amount in body.withdrawals:
         assert amount > 0, "a pending withdrawal of nothing"
-        assert s.accounts[account].held[asset] >= amount, "a pending withdrawal beyond held"
+        assert s.accounts[account].bal[asset].held >= amount, "a pending withdrawal beyond held"
     assert sum(len(a.open) for a in body.accounts) == len(body.orders), "an order outside open orders"
     queued = [n for p in body.pairs for level in (*p.bids, *p.asks) for n in level.queue]
     assert sorted(queued) == [r.order_no for r in body.orders if r.resting], "book and resting orders differ"
@@ -120,7 +120,7 @@ def _account_rec(a: Account) -> AccountRec:
         held=list(a.held),
         open=open_nos,
         cl_ids=sorted(a.cl_ids.items()),
-        vol_days=sorted(a.vol_days.items()),
+        vol_days=sorted(a.volume_days().items()),
         vol30=a.vol30,
         cur_day=a.cur_day,
     )
@@ -257,10 +257,10 @@ def _withdrawals(s: EngineState, body: Body) -> dict[str, tuple[int, int, int]]:
     held: dict[tuple[int, int], int] = {}
     for ref, account, asset, amount in body.withdrawals:
         acct = s.accounts.get(account)
-        if acct is None or not 0 <= asset < len(acct.held) or amount <= 0 or ref in pending:
+        if acct is None or not 0 <= asset < len(acct.bal) or amount <= 0 or ref in pending:
             raise SnapshotError(f"pending withdrawal {ref!r} is impossible")
         held[(account, asset)] = held.get((account, asset), 0) + amount
-        if held[(account, asset)] > acct.held[asset]:
+        if held[(account, asset)] > acct.bal[asset].held:
             raise SnapshotError(f"pending withdrawals of account {account} exceed its held balance")
         pending[ref] = (account, asset, amount)
     return pending
@@ -271,7 +271,8 @@ def _account(rec: AccountRec, s: EngineState, open_nos: list[int]) -> Account:
     if len(rec.total) != n_assets or len(rec.held) != n_assets:
         raise SnapshotError(f"account {rec.number} has balances for another number of assets")
     a = Account(rec.number, n_assets, s.orders)
-    a.total, a.held = list(rec.total), list(rec.held)
+    for b, total, held in zip(a.bal, rec.total, rec.held, strict=True):
+        b.total, b.held = total, held
     if rec.open != open_nos:
         raise SnapshotError(f"account {rec.number} lists other open orders than the orders it holds")
     a.open_nos, a.stale_room = open_nos, len(open_nos) + PRUNE_SLACK
@@ -280,8 +281,8 @@ def _account(rec: AccountRec, s: EngineState, open_nos: list[int]) -> Account:
         if o is None or o.cl_ord_id != cl_ord_id:
             raise SnapshotError(f"client order id {cl_ord_id!r} does not name an open order")
         a.cl_ids[cl_ord_id] = no
-    a.vol_days = dict(rec.vol_days)
-    a.vol30, a.cur_day = rec.vol30, rec.cur_day
+    a.set_volume_days(dict(rec.vol_days), rec.cur_day)
+    a.vol30 = rec.vol30
     return a
 
 
