@@ -9,6 +9,15 @@ reader of a shard's log reads all of it, and nothing waits for a rebalance). A r
 fetches and hands batches to the event loop through a bounded queue (a slow consumer stops
 fetching rather than buffering without end). Offsets are never committed to Kafka: each role
 keeps its own position next to its own durable write.
+
+A reader hands over every offset once, in order, without a hole. Kafka lets a consumer skip
+offsets (transaction markers, aborted and compacted records leave holes), but the shards' topics
+are written by idempotent, non-transactional producers and never compacted, so every offset
+below the end is a record. Tansu assigns a batch its offsets before the batch can be read, so
+under load a fetch can return a later batch while an earlier one is not readable yet, and
+librdkafka moves past the missing offsets. The reader therefore stops at the first missing
+offset and fetches again from it until it appears; one still missing after ``HOLE_WAIT_S`` is
+lost, and the reader stops with an error rather than skip a command.
 """
 
 from __future__ import annotations
@@ -16,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
 
 import structlog
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
@@ -40,6 +50,8 @@ READ_QUEUE_BATCHES: Final = 64
 READ_POLL_S: Final = 0.1
 ADMIN_TIMEOUT_S: Final = 10.0
 LAST_QUIET_S: Final = 0.2  # no record for this long after the last one: the end of the partition
+HOLE_RETRY_S: Final = 0.01  # a missing offset is fetched again after this
+HOLE_WAIT_S: Final = 30.0  # an offset still missing after this is lost: the reader stops
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -150,6 +162,20 @@ def _record(msg: Message) -> Record:
     return Record(int(msg.offset() or 0), value if isinstance(value, bytes) else b"", headers)
 
 
+class PartitionConsumer(Protocol):
+    """What a reader needs of a consumer (librdkafka's ``Consumer``; tests use an in-memory twin)."""
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def poll(self, timeout: float = -1) -> Message | None: ...
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]: ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def _consumer(url: str, client_id: str) -> Consumer:
     return Consumer({
         "bootstrap.servers": bootstrap_of(url), "group.id": f"abyssal-reader-{uuid.uuid4().hex}",
@@ -197,13 +223,28 @@ def last_record(url: str, topic: str, timeout_s: float = ADMIN_TIMEOUT_S) -> Rec
 
 
 class PartitionReader:
-    """Reads partition 0 of ``topic`` from ``offset`` on; ``batches()`` yields lists of records."""
+    """Reads partition 0 of ``topic`` from ``offset`` on; ``next_batch()`` returns lists of records
+    whose offsets follow one another with no hole (the module's docstring says why it must check)."""
 
-    def __init__(self, url: str, topic: str, offset: int, *, client_id: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        topic: str,
+        offset: int,
+        *,
+        client_id: str,
+        connect: Callable[[str, str], PartitionConsumer] = _consumer,
+        hole_wait_s: float = HOLE_WAIT_S,
+    ) -> None:
         self.url = url
         self.topic = topic
         self.offset = offset if offset >= 0 else OFFSET_END
         self.client_id = client_id
+        self._connect = connect
+        self.hole_wait_s = hole_wait_s
+        self.next_offset: int | None = offset if offset >= 0 else None  # None: the first one read
+        self.rereads = 0  # fetches again from a missing offset
+        self._missing_since: float | None = None  # time.monotonic() when next_offset was found missing
         self._queue: asyncio.Queue[list[Record]] = asyncio.Queue(maxsize=READ_QUEUE_BATCHES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,31 +257,66 @@ class PartitionReader:
         self._thread.start()
 
     def _run(self) -> None:
-        consumer = _consumer(self.url, self.client_id)
+        consumer = self._connect(self.url, self.client_id)
         try:
             consumer.assign([TopicPartition(self.topic, 0, self.offset)])
             while not self._stop.is_set():
                 first = consumer.poll(READ_POLL_S)
                 if first is None:
                     continue
-                msgs = [first, *consumer.consume(READ_BATCH_MAX - 1, 0)]
-                batch = []
-                for m in msgs:
-                    err = m.error()
-                    if err is None:
-                        batch.append(_record(m))
-                    elif err.fatal():
-                        raise RuntimeError(str(err))
-                    elif err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("log_read_error", topic=self.topic, error=str(err))
+                batch, hole = self._in_order([first, *consumer.consume(READ_BATCH_MAX - 1, 0)])
                 if batch:
                     self._hand_over(batch)
+                if hole:
+                    self._reread(consumer)
         except BaseException as exc:  # surfaced to the consumer of batches()
             self.error = exc
             self._hand_over([])
         finally:
             with contextlib.suppress(Exception):
                 consumer.close()
+
+    def _in_order(self, msgs: list[Message]) -> tuple[list[Record], bool]:
+        """The records that continue from ``next_offset``, up to the first missing offset (then
+        True: what follows it is dropped, to be fetched again in order)."""
+        batch: list[Record] = []
+        hole = False
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise RuntimeError(str(err))
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("log_read_error", topic=self.topic, error=str(err))
+                continue
+            rec = _record(m)
+            expected = rec.offset if self.next_offset is None else self.next_offset
+            if rec.offset < expected:
+                continue  # handed over already: a fetch again overlaps what came before the hole
+            if rec.offset > expected:
+                hole = True
+                break
+            batch.append(rec)
+            self.next_offset = rec.offset + 1
+            self._missing_since = None
+        assert all(b.offset == a.offset + 1 for a, b in itertools.pairwise(batch)), "contiguous"
+        return batch, hole
+
+    def _reread(self, consumer: PartitionConsumer) -> None:
+        """Fetch again from ``next_offset``, which a later record overtook; stop once it has been
+        missing for ``hole_wait_s`` (the record is lost, and skipping it would skip a command)."""
+        assert self.next_offset is not None, "a hole is only found after a first record"
+        now = time.monotonic()
+        if self._missing_since is None:
+            self._missing_since = now
+            log.info("log_read_hole", topic=self.topic, offset=self.next_offset)
+        elif now - self._missing_since > self.hole_wait_s:
+            raise RuntimeError(
+                f"{self.topic} has no record at offset {self.next_offset} after {self.hole_wait_s} s"
+            )
+        self.rereads += 1
+        self._stop.wait(HOLE_RETRY_S)
+        consumer.seek(TopicPartition(self.topic, 0, self.next_offset))
 
     def _hand_over(self, batch: list[Record]) -> None:
         """Put a batch on the loop's queue, waiting while it is full (backpressure on fetching)."""
