@@ -7,16 +7,21 @@ under replay and a malformed id is recognised without touching storage.
 
 from __future__ import annotations
 
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_INDEX = {c: i for i, c in enumerate(ALPHABET)}
-_BITS = 80
-_MASK = (1 << _BITS) - 1
-_HALF = _BITS // 2
-_M1 = 0x9E3779B97F4A7C15F39D  # odd multipliers: invertible modulo 2**80
-_M2 = 0xC2B2AE3D27D4EB4F1657
-_M1_INV = pow(_M1, -1, 1 << _BITS)
-_M2_INV = pow(_M2, -1, 1 << _BITS)
-_KEYS = {"O": 0x5A17C0FFEE, "T": 0x7EADE5EED5, "L": 0x1ED6E10001, "A": 0xA3E2D00017}
+from typing import Final
+
+ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_INDEX: Final = {c: i for i, c in enumerate(ALPHABET)}
+# every pair of symbols, indexed by the 10 bits they stand for: an id is 8 lookups, not 16 steps
+_PAIRS: Final = tuple(a + b for a in ALPHABET for b in ALPHABET)
+_BITS: Final = 80
+_MASK: Final = (1 << _BITS) - 1
+_HALF: Final = _BITS // 2
+_HALF_MASK: Final = (1 << _HALF) - 1
+_M1: Final = 0x9E3779B97F4A7C15F39D  # odd multipliers: invertible modulo 2**80
+_M2: Final = 0xC2B2AE3D27D4EB4F1657
+_M1_INV: Final = pow(_M1, -1, 1 << _BITS)
+_M2_INV: Final = pow(_M2, -1, 1 << _BITS)
+_KEYS: Final = {"O": 0x5A17C0FFEE, "T": 0x7EADE5EED5, "L": 0x1ED6E10001, "A": 0xA3E2D00017}
 
 
 def _mix(n: int, key: int) -> int:
@@ -32,14 +37,23 @@ def _unmix(x: int, key: int) -> int:
 
 
 def encode(prefix: str, number: int) -> str:
-    """``encode("O", 1)`` -> ``"OXXXXX-XXXXX-XXXXXX"`` (prefix + 16 symbols in 6-5-6 groups)."""
+    """``encode("O", 1)`` -> ``"OXXXXX-XXXXX-XXXXXX"`` (prefix + 16 symbols in 6-5-6 groups).
+
+    The 80 mixed bits, most significant first, 5 bits a symbol. They are read as two 40-bit
+    halves, which are machine-size ints where the 80-bit number is not.
+    """
     assert 0 < number < (1 << 64), "ids encode positive 64-bit numbers"
     x = _mix(number, _KEYS[prefix])
-    symbols = []
-    for _ in range(16):
-        symbols.append(ALPHABET[x & 31])
-        x >>= 5
-    s = prefix + "".join(reversed(symbols))
+    high = x >> _HALF
+    low = x & _HALF_MASK
+    pairs = _PAIRS
+    s = "".join(
+        (
+            prefix,
+            pairs[high >> 30], pairs[(high >> 20) & 1023], pairs[(high >> 10) & 1023], pairs[high & 1023],
+            pairs[low >> 30], pairs[(low >> 20) & 1023], pairs[(low >> 10) & 1023], pairs[low & 1023],
+        )
+    )  # fmt: skip
     return f"{s[:6]}-{s[6:11]}-{s[11:]}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Final
 
 from abyssal.core.instruments import Instruments, Pair
 from abyssal.core.messages import (
@@ -42,13 +43,31 @@ FLAG_BY_NAME = {
     "nompp": FLAG_NOMPP,
     "viqc": FLAG_VIQC,
 }
-STP_BY_NAME = {
-    "cancel-newest": Stp.cancel_newest,
-    "cancel-oldest": Stp.cancel_oldest,
-    "cancel-both": Stp.cancel_both,
+# Codes as plain ints bound once (on CPython 3.11 every ``Enum.member`` access is a slow
+# EnumType.__getattr__, and ``int(member)`` a call).
+STP_BY_NAME: Final = {
+    "cancel-newest": int(Stp.cancel_newest),
+    "cancel-oldest": int(Stp.cancel_oldest),
+    "cancel-both": int(Stp.cancel_both),
 }
-TIF_BY_NAME = {"gtc": TimeInForce.gtc, "ioc": TimeInForce.ioc, "gtd": TimeInForce.gtd}
-KIND = {"abs": PriceKind.abs, "plus": PriceKind.plus, "minus": PriceKind.minus, "hash": PriceKind.hash}
+TIF_BY_NAME: Final = {"gtc": int(TimeInForce.gtc), "ioc": int(TimeInForce.ioc), "gtd": int(TimeInForce.gtd)}
+KIND: Final = {
+    "abs": int(PriceKind.abs),
+    "plus": int(PriceKind.plus),
+    "minus": int(PriceKind.minus),
+    "hash": int(PriceKind.hash),
+}
+_ORDER_TYPE_CODE: Final = {name: int(t) for name, t in ORDER_TYPE_BY_NAME.items()}
+_ABS: Final = int(PriceKind.abs)
+_BUY: Final = int(Side.buy)
+_SELL: Final = int(Side.sell)
+_MARKET: Final = int(OrderType.market)
+_ICEBERG: Final = int(OrderType.iceberg)
+_NEEDS_PRICE2: Final = frozenset(
+    int(t) for t in (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
+)
+_GTC: Final = int(TimeInForce.gtc)
+_GTD: Final = int(TimeInForce.gtd)
 PCT_DECIMALS_MAX = 6  # percent offsets are carried in millionths of a percent
 CL_ORD_ID_CHARS_MAX = 36
 INT32_MAX = 2**31 - 1
@@ -84,12 +103,12 @@ def ticks(pair: Pair, value: Decimal, error: str) -> int:
 def price_parts(pair: Pair, spec: PriceSpec | None, error: str) -> tuple[int, int, int]:
     """(kind, ticks, pct_ppm) for PlaceOrder; pct_ppm is millionths of a percent, -1 when absolute."""
     if spec is None:
-        return int(PriceKind.abs), 0, -1
+        return _ABS, 0, -1
     if spec.percent:
         if spec.kind == "abs" or decimal_places(spec.value) > PCT_DECIMALS_MAX or spec.value >= 100:
             raise ParamError(error)
-        return int(KIND[spec.kind]), 0, int(spec.value.scaleb(PCT_DECIMALS_MAX))
-    return int(KIND[spec.kind]), ticks(pair, spec.value, error), -1
+        return KIND[spec.kind], 0, int(spec.value.scaleb(PCT_DECIMALS_MAX))
+    return KIND[spec.kind], ticks(pair, spec.value, error), -1
 
 
 def parse_flags(p: Params) -> int:
@@ -126,7 +145,7 @@ def place_order(
     if side_text not in ("buy", "sell"):
         raise invalid("type")
     type_text = req_str(p, "ordertype")
-    ordertype = ORDER_TYPE_BY_NAME.get(type_text)
+    ordertype = _ORDER_TYPE_CODE.get(type_text)
     if ordertype is None:
         raise invalid("ordertype")
     flags = parse_flags(p)
@@ -144,15 +163,12 @@ def place_order(
     price2_kind, price2_ticks, price2_pct = price_parts(
         pair, p2, "EOrder:Invalid price:Invalid secondary price argument"
     )
-    if ordertype != OrderType.market and "price" not in p:
+    if ordertype != _MARKET and "price" not in p:
         raise invalid("price")
-    if (
-        ordertype in (OrderType.stop_loss_limit, OrderType.take_profit_limit, OrderType.trailing_stop_limit)
-        and p2 is None
-    ):
+    if ordertype in _NEEDS_PRICE2 and p2 is None:
         raise invalid("price2")
     display = 0
-    if ordertype == OrderType.iceberg:
+    if ordertype == _ICEBERG:
         display = lots(pair, decimal_field(p, "displayvol"), "displayvol")
     tif_text = (opt_str(p, "timeinforce") or "GTC").lower()
     tif = TIF_BY_NAME.get(tif_text)
@@ -164,9 +180,9 @@ def place_order(
         ahead_s = (expire_ns - now_ns) // 10**9
         if not EXPIRE_AHEAD_S_MIN <= ahead_s <= EXPIRE_AHEAD_S_MAX:
             raise invalid("expiretm")
-        if tif == TimeInForce.gtc:
-            tif = TimeInForce.gtd
-    elif tif == TimeInForce.gtd:
+        if tif == _GTC:
+            tif = _GTD
+    elif tif == _GTD:
         raise invalid("expiretm")
     userref = opt_int(p, "userref", value_min=-(2**31), value_max=INT32_MAX)
     cl_ord_id = opt_str(p, "cl_ord_id", chars_max=CL_ORD_ID_CHARS_MAX)
@@ -193,8 +209,8 @@ def place_order(
         ts_ns=now_ns,
         account=account,
         pair=pair.index,
-        side=int(Side.buy if side_text == "buy" else Side.sell),
-        ordertype=int(ordertype),
+        side=_BUY if side_text == "buy" else _SELL,
+        ordertype=ordertype,
         volume_lots=volume_lots,
         price_kind=price_kind,
         price_ticks=price_ticks,
@@ -204,12 +220,12 @@ def place_order(
         price2_pct_ppm=price2_pct,
         display_lots=display,
         flags=flags,
-        tif=int(tif),
+        tif=tif,
         start_ns=start_ns,
         expire_ns=expire_ns,
         userref=userref or 0,
         cl_ord_id=cl_ord_id or "",
-        stp=int(stp),
+        stp=stp,
         validate=opt_bool(p, "validate", False),
         price_text=_text(p, "price", pair, price_kind, price_ticks),
         price2_text=_text(p, "price2", pair, price2_kind, price2_ticks),
@@ -221,6 +237,6 @@ def _text(p: Params, name: str, pair: Pair, kind: int, value_ticks: int) -> str:
     raw = p.get(name)
     if raw is None:
         return ""
-    if kind == PriceKind.abs and not (isinstance(raw, str) and raw.endswith("%")):
+    if kind == _ABS and not (isinstance(raw, str) and raw.endswith("%")):
         return pair.price_text(value_ticks)
     return str(raw).replace(" ", "+")

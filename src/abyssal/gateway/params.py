@@ -108,14 +108,26 @@ def _req(p: Params, name: str, error: str | None, convert: Callable[[object], T 
     return result
 
 
+# The converters below that need their bounds are closures; an absent field returns before one is
+# built (most optional fields of an order are absent, and compiled, each closure is an object).
+
+
 def opt_str(p: Params, name: str, *, chars_max: int = STR_CHARS_MAX, error: str | None = None) -> str | None:
     """The string, possibly empty, or None when absent; a non-string or an over-long one is refused."""
-    return _opt(p, name, error, lambda v: v if isinstance(v, str) and len(v) <= chars_max else None)
+    value = p.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= chars_max:
+        return value
+    raise _refuse(name, error)
 
 
 def req_str(p: Params, name: str, *, chars_max: int = STR_CHARS_MAX, error: str | None = None) -> str:
-    """A required, non-empty string."""
-    return _req(p, name, error, lambda v: v if isinstance(v, str) and 0 < len(v) <= chars_max else None)
+    """A required, non-empty string (absent, null or anything else is refused alike)."""
+    value = p.get(name)
+    if isinstance(value, str) and 0 < len(value) <= chars_max:
+        return value
+    raise _refuse(name, error)
 
 
 def _to_bool(value: object) -> bool | None:
@@ -147,6 +159,8 @@ def _int_between(value_min: int, value_max: int) -> Callable[[object], int | Non
 
 def opt_int(p: Params, name: str, *, value_min: int, value_max: int, error: str | None = None) -> int | None:
     """A JSON integer or an optionally signed digit string within bounds; bool and float are refused."""
+    if p.get(name) is None:
+        return None
     return _opt(p, name, error, _int_between(value_min, value_max))
 
 
@@ -163,6 +177,8 @@ def str_list(
     error: str | None = None,
 ) -> list[str]:
     """A comma-joined string (items trimmed) or a JSON array of strings; absent or ``""`` is ``[]``."""
+    if p.get(name) is None:
+        return []
 
     def convert(value: object) -> list[str] | None:
         items: list[str]
@@ -279,6 +295,8 @@ def parse_price(text: str, *, chars_max: int = DECIMAL_CHARS_MAX) -> PriceSpec |
 
 def opt_price(p: Params, name: str, *, error: str | None = None) -> PriceSpec | None:
     """Refused with Kraken's price strings: ``price2`` gets the "secondary" one, other names the first."""
+    if p.get(name) is None:
+        return None
 
     def convert(value: object) -> PriceSpec | None:
         number = _json_int(value)
