@@ -6,10 +6,9 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 
-from abyssal.core.instruments import PPM, Asset, FeeSchedule, FeeTier, Instruments, Pair
+from abyssal.core.instruments import PPM, UNITS_MAX, Asset, FeeSchedule, FeeTier, Instruments, Pair
 
 DECIMALS_MAX = 18
-UNITS_MAX = 2**63 - 1  # every integer unit must fit the signed 64-bit fields of snapshots and journals
 MONEY_TEXT_CHARS_MAX = 40
 NAME_CHARS_MAX = 32
 ASSETS_MAX = 1_000

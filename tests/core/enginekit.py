@@ -233,6 +233,7 @@ def check_accounts(engine: Engine, net_minor: list[int]) -> None:
             totals[a] += acct.total[a]
     assert sum(len(a.open) for a in s.accounts.values()) == len(s.orders)
     assert totals == net_minor, f"not conserved: {totals} != deposits - withdrawals {net_minor}"
+    assert s.supply == totals, f"supply {s.supply} != the sum of balances {totals}"
 
 
 def _check_order_hold(engine: Engine, o: Order) -> None:

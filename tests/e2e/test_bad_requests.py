@@ -366,6 +366,8 @@ CASES = [
     Case("negative volume", f"{INVALID}:volume", add(volume="-0.001")),
     Case("zero volume", f"{INVALID}:volume", add(volume="0")),
     Case("volume as a JSON float", f"{INVALID}:volume", add_json(volume=0.001)),
+    Case("volume of 2**63 lots", f"{INVALID}:volume", add(volume="92233720368.54775808")),
+    Case("volume of 35 digits", f"{INVALID}:volume", add(volume="123456789012345678901234567.12345678")),
     Case("volume as a JSON object", f"{INVALID}:volume", add_json(volume={"v": "0.001"})),
     # price
     Case("missing price on a limit", f"{INVALID}:price", add(price=None)),
@@ -375,6 +377,8 @@ CASES = [
     Case("price with an exponent", BAD_PRICE, add(price="2e4")),
     Case("price as a JSON float", BAD_PRICE, add_json(price=20000.0)),
     Case("zero price", BAD_PRICE, add(price="0")),
+    Case("price of 2**63 ticks", BAD_PRICE, add(price="922337203685477580.8")),
+    Case("price of 31 digits", BAD_PRICE, add(price="1" * 31)),
     Case("relative price on a limit", BAD_PRICE, add(price="-5")),
     Case("stop-loss-limit without price2", f"{INVALID}:price2", add(ordertype="stop-loss-limit")),
     Case(
@@ -584,3 +588,9 @@ def test_bad_request_gets_the_exact_error_and_moves_nothing(ctx: Ctx, case: Case
     assert response.json() == {"error": [case.error]}
     assert ctx.snapshot() == before
     assert ctx.a.ok("QueryOrders", {"txid": ctx.a_open})[ctx.a_open]["status"] == "open"
+
+
+def test_orders_are_still_sequenced_after_every_bad_request(ctx: Ctx) -> None:
+    """Runs after the table: no refusal above may have stopped the sequencer."""
+    placed = ctx.a.ok("AddOrder", LIMIT_BUY)["txid"][0]
+    assert ctx.a.ok("CancelOrder", {"txid": placed})["count"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 from tests.payments.paykit import exchange_env, run
 
 from abyssal.runtime import faults
@@ -140,6 +141,10 @@ def test_requests_refused_before_execution_are_not_stored(tmp_path: Path) -> Non
                 ({"asset": "USD", "amount": 5.5}, t.headers("v"), 400, "invalid_amount"),
                 ({"asset": "USD", "amount": "1.00001"}, t.headers("v"), 400, "invalid_amount"),  # USD has 4
                 ({"asset": "USD", "amount": "-1"}, t.headers("v"), 400, "invalid_amount"),
+                # 2**63 minor units (USD has 4 decimals): beyond the 64-bit columns, and beyond
+                # the 28 digits a default Decimal context keeps
+                ({"asset": "USD", "amount": "922337203685477.5808"}, t.headers("v"), 400, "invalid_amount"),
+                ({"asset": "USD", "amount": "1" * 31 + ".0001"}, t.headers("v"), 400, "invalid_amount"),
                 ({"asset": "NOPE", "amount": "1"}, t.headers("v"), 400, "unknown_asset"),
                 ({"asset": "USD", "amount": "1"}, t.headers(), 400, "idempotency_key_required"),
                 ({"asset": "USD", "amount": "1"}, {"Idempotency-Key": "v"}, 401, "unauthorized"),
@@ -212,5 +217,34 @@ def test_a_fault_before_commit_leaves_no_event_and_the_retry_resumes(tmp_path: P
             )
             assert retry.status_code == 201 and retry.json()["status"] == "captured"
             assert _ledger_deposits(env, retry.json()["id"]) == 1  # resumed, not re-applied
+
+    run(scenario)
+
+
+def test_the_faucet_refuses_amounts_beyond_64_bits_with_a_clear_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with exchange_env(tmp_path) as env:
+            await env.tenant("alice")
+            bob = await env.tenant("bob")
+            admin = {"Authorization": f"Bearer {env.client.admin_token}"}
+
+            async def faucet(amount: str) -> httpx.Response:
+                body = {"account": "alice", "asset": "USD", "amount": amount}
+                return await env.client.http.post("/admin/deposits", json=body, headers=admin)
+
+            for amount in ("922337203685477.5808", "1" * 31 + ".12345678"):  # USD: 4 decimals
+                r = await faucet(amount)
+                assert r.status_code == 422 and "below 2**63 minor units" in r.json()["error"], r.text
+            # the exchange's whole USD must fit 64 bits too: 1 USD short of it is taken...
+            assert (await faucet("922337203685476.5807")).status_code == 200
+            assert (await faucet("1.0001")).status_code == 422  # ...then 1.0001 USD more is not
+            fits = await env.http.post(
+                "/v1/deposits", json={"asset": "USD", "amount": "1"}, headers=bob.headers("k")
+            )
+            assert fits.status_code == 201, fits.text  # the last dollar, and the exchange goes on
+            full = await env.http.post(
+                "/v1/deposits", json={"asset": "USD", "amount": "1"}, headers=bob.headers("l")
+            )
+            assert full.status_code == 422 and full.json()["error"]["code"] == "invalid_amount", full.text
 
     run(scenario)

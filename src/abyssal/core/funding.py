@@ -8,6 +8,7 @@ transfers): a second hold under a pending ref, or a post/void of a ref that is n
 
 from __future__ import annotations
 
+from abyssal.core.instruments import UNITS_MAX
 from abyssal.core.messages import (
     Deposit,
     Deposited,
@@ -69,6 +70,7 @@ def on_withdraw_post(s: EngineState, c: WithdrawPost, events: list[Event]) -> No
     assert acct.bal[asset].held >= amount, "a pending withdrawal beyond the account's held"
     total_before = acct.bal[asset].total
     acct.debit_held(asset, amount)
+    s.supply[asset] -= amount
     del s.withdrawals[c.ref]
     assert acct.bal[asset].total == total_before - amount
     events.append(WithdrawPosted(account, asset, amount, c.ref, c.ts_ns))
@@ -92,10 +94,11 @@ def on_deposit(s: EngineState, c: Deposit, events: list[Event]) -> None:
     if not 0 <= c.asset < len(s.instruments.assets):
         events.append(Rejected(c.account, int(Reject.unknown_asset)))
         return
-    if c.amount_minor <= 0:
+    if not 0 < c.amount_minor <= UNITS_MAX - s.supply[c.asset]:  # every sum of it fits 64 bits
         events.append(Rejected(c.account, int(Reject.invalid_amount)))
         return
     s.account(c.account).credit(c.asset, c.amount_minor)
+    s.supply[c.asset] += c.amount_minor
     events.append(Deposited(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))
 
 
@@ -111,4 +114,5 @@ def on_withdraw(s: EngineState, c: Withdraw, events: list[Event]) -> None:
         events.append(Rejected(c.account, int(Reject.insufficient_funds)))
         return
     acct.debit_available(c.asset, c.amount_minor)
+    s.supply[c.asset] -= c.amount_minor
     events.append(Withdrawn(c.account, c.asset, c.amount_minor, c.ref, c.ts_ns))

@@ -11,10 +11,26 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Final
 
 PPM: Final = 1_000_000  # fee rates are parts per million: 0.26 % == 2_600 ppm
+# Every amount, volume and price in integer units must fit the signed 64-bit fields of journals,
+# snapshots and both databases: the gateways refuse larger inputs, the engine larger balances.
+UNITS_MAX: Final = 2**63 - 1
+# scaleb under the default context rounds to 28 digits; under this one it never rounds
+_EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def exact_units(value: Decimal, decimals: int) -> int | None:
+    """``value`` in units of 10**-decimals when that is a whole number (any size), else None."""
+    if not value.is_finite():
+        return None
+    scaled = value.scaleb(decimals, _EXACT)
+    units = int(scaled)
+    return units if units == scaled else None
+
+
 # whether this module runs as mypyc compiled it (the few places where the fast form differs)
 COMPILED: Final = not __file__.endswith(".py")
 
@@ -33,9 +49,14 @@ class Asset:
 
     def to_minor(self, amount: Decimal) -> int:
         """Exact conversion; the caller has already checked the number of decimals."""
-        scaled = amount.scaleb(self.decimals)
-        assert scaled == scaled.to_integral_value(), "amount has more decimals than the asset"
-        return int(scaled)
+        units = exact_units(amount, self.decimals)
+        assert units is not None, "amount has more decimals than the asset"
+        return units
+
+    def minor_of(self, amount: Decimal) -> int | None:
+        """A positive amount in minor units when it is exact and fits 64 bits; None otherwise."""
+        units = exact_units(amount, self.decimals)
+        return units if units is not None and 0 < units <= UNITS_MAX else None
 
     def from_minor(self, amount_minor: int) -> Decimal:
         return Decimal(amount_minor).scaleb(-self.decimals)

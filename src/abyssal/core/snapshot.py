@@ -39,7 +39,7 @@ STATE_STORED = frozenset(
     {"accounts", "amend_no", "books", "dms", "expiries", "fall", "last_price", "modes", "next_order_no"}
     | {"orders", "rise", "starts", "system_mode", "trade_no", "trailing", "withdrawals"}
 )
-STATE_DERIVED = frozenset({"instruments", "pairs", "usd_via"})  # rebuilt from the instruments
+STATE_DERIVED = frozenset({"instruments", "pairs", "supply", "usd_via"})  # rebuilt on restore
 ACCOUNT_STORED = frozenset({"bal", "cl_ids", "cur_day", "number", "vol30", "vol_days", "vol_today"})
 # the engine's order index, and the account's open orders in it (stored as their numbers)
 ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room"})
@@ -79,7 +79,7 @@ def snapshot(engine: Engine) -> bytes:
     assert sorted(queued) == [r.order_no for r in body.orders if r.resting], "book and resting orders differ"
     try:
         raw = ENCODER.encode(body)
-    except OverflowError as exc:  # the journal's 64-bit rule (config.UNITS_MAX) was broken upstream
+    except OverflowError as exc:  # the journal's 64-bit rule (instruments.UNITS_MAX) was broken upstream
         raise SnapshotError(f"engine state holds an integer beyond 64 bits: {exc}") from exc
     blob = ENCODER.encode(Envelope(MAGIC, FORMAT_VERSION, hashlib.sha256(raw).digest(), raw))
     assert len(blob) > len(raw)
@@ -179,6 +179,7 @@ def restore(instruments: Instruments, blob: bytes) -> Engine:
         raise SnapshotError("snapshot holds orders of an account it does not hold")
     if FEE_ACCOUNT not in s.accounts:
         raise SnapshotError("snapshot has no fee account")
+    s.supply = [sum(a.bal[i].total for a in s.accounts.values()) for i in range(len(s.supply))]
     if len(body.pairs) != len(s.pairs):
         raise SnapshotError("snapshot has another number of pairs")
     for i, rec in enumerate(body.pairs):

@@ -39,6 +39,7 @@ class EngineState:
         "pairs",
         "rise",
         "starts",
+        "supply",
         "system_mode",
         "trade_no",
         "trailing",
@@ -69,6 +70,9 @@ class EngineState:
         # pending withdrawal holds: ref -> (account, asset, amount_minor); each resolves at most once
         self.withdrawals: dict[str, tuple[int, int, int]] = {}
         self.usd_via = [self._usd_route(p) for p in self.pairs]
+        # each asset's total over every account (deposits less withdrawals): derived, not stored
+        # (snapshot.restore sums it). Kept within UNITS_MAX, so every balance and ledger sum fits.
+        self.supply = [0] * len(instruments.assets)
         self.account(FEE_ACCOUNT)
 
     def account(self, number: int) -> Account:

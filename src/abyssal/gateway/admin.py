@@ -18,7 +18,7 @@ from abyssal.adapters import sqlite_reads as reads
 from abyssal.core import engine_build
 from abyssal.core.messages import Deposit, Mode, Rejected, SetMode
 from abyssal.gateway.auth import Permission
-from abyssal.gateway.params import decimal_places, parse_decimal
+from abyssal.gateway.params import parse_decimal
 
 if TYPE_CHECKING:
     from abyssal.gateway.app import Receive, Scope, Send
@@ -140,8 +140,13 @@ async def deposit(exchange: Exchange, payload: dict[str, Any]) -> Any:
         raise AdminError(422, "asset: unknown")
     raw = payload.get("amount")
     amount = parse_decimal(raw) if isinstance(raw, str) else None  # a JSON number is refused
-    if amount is None or amount <= 0 or decimal_places(amount) > asset.decimals:
-        raise AdminError(422, f"amount: a positive decimal string with at most {asset.decimals} decimals")
+    minor = None if amount is None else asset.minor_of(amount)
+    if amount is None or minor is None:
+        raise AdminError(
+            422,
+            f"amount: a positive decimal string with at most {asset.decimals} decimals, "
+            "below 2**63 minor units",
+        )
     key = payload.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255):
         raise AdminError(422, "idempotency_key: a string of 1 to 255 characters")
@@ -152,8 +157,8 @@ async def deposit(exchange: Exchange, payload: dict[str, Any]) -> Any:
     try:
         svc = payments_of(exchange)
     except V1Error:  # no payments adapter for this database yet: the engine's Deposit directly
-        return await _direct_deposit(exchange, account, asset.index, asset.to_minor(amount), key, str(amount))
-    answer = await svc.capture_deposit(account, "admin", key, asset.index, asset.to_minor(amount))
+        return await _direct_deposit(exchange, account, asset.index, minor, key, str(amount))
+    answer = await svc.capture_deposit(account, "admin", key, asset.index, minor)
     body = msgspec.json.decode(answer.body)
     if answer.status >= 300:
         error = body.get("error", {})

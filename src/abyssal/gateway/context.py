@@ -9,7 +9,7 @@ from abyssal.core.messages import Command, Event, Rejected
 from abyssal.gateway.errors import reject_text
 from abyssal.gateway.keys import ApiKey
 from abyssal.gateway.params import ParamError
-from abyssal.runtime.sequencer import Busy, Unavailable
+from abyssal.runtime.sequencer import Busy, Unavailable, Unjournalable
 
 if TYPE_CHECKING:
     from abyssal.runtime.exchange import Exchange
@@ -34,6 +34,8 @@ class Ctx:
             raise ParamError("EService:Busy") from None
         except Unavailable:
             raise ParamError("EService:Unavailable") from None
+        except Unjournalable:
+            raise ParamError("EGeneral:Invalid arguments") from None
 
 
 def first_rejection(events: list[Event], batch_index: int = -1) -> Rejected | None:

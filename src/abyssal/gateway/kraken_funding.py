@@ -18,7 +18,6 @@ from abyssal.gateway.context import Ctx
 from abyssal.gateway.params import (
     ParamError,
     Params,
-    decimal_places,
     opt_bool,
     opt_str,
     parse_decimal,
@@ -176,9 +175,10 @@ async def withdraw_addresses(ctx: Ctx, p: Params) -> Any:
 
 def _amount(asset: Asset, p: Params) -> int:
     value = parse_decimal(req_str(p, "amount", error="EFunding:Invalid amount"))
-    if value is None or value <= 0 or decimal_places(value) > asset.decimals:
+    minor = None if value is None else asset.minor_of(value)
+    if minor is None:
         raise ParamError("EFunding:Invalid amount")
-    return asset.to_minor(value)
+    return minor
 
 
 async def withdraw_info(ctx: Ctx, p: Params) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from abyssal.core.instruments import Instruments, Pair
+from abyssal.core.instruments import UNITS_MAX, Instruments, Pair, exact_units
 from abyssal.core.messages import (
     FLAG_FCIB,
     FLAG_FCIQ,
@@ -84,20 +84,23 @@ def find_pair(ins: Instruments, p: Params, name: str = "pair") -> Pair:
 
 
 def lots(pair: Pair, value: Decimal, field: str) -> int:
-    if value <= 0 or decimal_places(value) > pair.lot_decimals:
+    """A positive volume in lots: exact at the pair's lot decimals and within 64 bits."""
+    units = exact_units(value, pair.lot_decimals)
+    if units is None or not 0 < units <= UNITS_MAX:
         raise invalid(field)
-    return int(value.scaleb(pair.lot_decimals))
+    return units
 
 
 def ticks(pair: Pair, value: Decimal, error: str) -> int:
-    if decimal_places(value) > pair.pair_decimals:
+    """A price in ticks: exact at the pair's price decimals, not negative, within 64 bits."""
+    units = exact_units(value, pair.pair_decimals)
+    if units is None:
         raise ParamError(
             f"EOrder:Invalid price:{pair.id} price can only be specified up to {pair.pair_decimals} decimals."
         )
-    result = int(value.scaleb(pair.pair_decimals))
-    if result < 0:
+    if not 0 <= units <= UNITS_MAX:
         raise ParamError(error)
-    return result
+    return units
 
 
 def price_parts(pair: Pair, spec: PriceSpec | None, error: str) -> tuple[int, int, int]:
@@ -151,9 +154,10 @@ def place_order(
     flags = parse_flags(p)
     volume = decimal_field(p, "volume")
     if flags & FLAG_VIQC:
-        if volume <= 0 or decimal_places(volume) > pair.quote.decimals:
+        quote_minor = pair.quote.minor_of(volume)
+        if quote_minor is None:
             raise invalid("volume")
-        volume_lots = pair.quote.to_minor(volume)
+        volume_lots = quote_minor
     else:
         volume_lots = lots(pair, volume, "volume")
     price_kind, price_ticks, price_pct = price_parts(

@@ -19,7 +19,7 @@ import msgspec
 
 from abyssal import tracing
 from abyssal.core.instruments import Asset
-from abyssal.gateway.params import decimal_places, parse_decimal
+from abyssal.gateway.params import parse_decimal
 from abyssal.gateway.payments_openapi import OPENAPI
 from abyssal.runtime import payment_records as records
 from abyssal.runtime.payments import Answer, PaymentService
@@ -136,11 +136,14 @@ def amount_minor(asset: Asset, raw: object) -> int:
             400, "invalid_amount", "amount: a decimal string is required (JSON numbers are refused)"
         )
     value = parse_decimal(raw)
-    if value is None or value <= 0 or decimal_places(value) > asset.decimals:
+    minor = None if value is None else asset.minor_of(value)
+    if minor is None:
         raise V1Error(
-            400, "invalid_amount", f"amount: a positive decimal with at most {asset.decimals} decimals"
+            400,
+            "invalid_amount",
+            f"amount: a positive decimal with at most {asset.decimals} decimals, below 2**63 minor units",
         )
-    return asset.to_minor(value)
+    return minor
 
 
 def _idempotency_key(scope: Scope) -> str:

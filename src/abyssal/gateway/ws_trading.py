@@ -20,7 +20,7 @@ from abyssal.gateway.params import ParamError
 from abyssal.gateway.ws_codec import Json, Reply
 from abyssal.gateway.ws_order_params import FieldError
 from abyssal.gateway.ws_tokens import TokenError
-from abyssal.runtime.sequencer import Busy, Unavailable
+from abyssal.runtime.sequencer import Busy, Unavailable, Unjournalable
 
 if TYPE_CHECKING:
     from abyssal.gateway.ws_session import Session
@@ -45,6 +45,8 @@ async def run(session: Session, method: str, params: Json, reply: Reply) -> None
         frames = [reply.error("EService:Busy")]
     except Unavailable:
         frames = [reply.error("EService:Unavailable")]
+    except Unjournalable:
+        frames = [reply.error("EGeneral:Invalid arguments")]
     except Exception as exc:  # a fault: logged, never a traceback to the client
         log.exception("ws_trading_failed", method=method, error=repr(exc))
         frames = [reply.error("EGeneral:Internal error")]

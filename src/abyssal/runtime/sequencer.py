@@ -57,6 +57,11 @@ class Unavailable(Exception):
     """The sequencer stopped after a storage fault; nothing more is accepted until restart."""
 
 
+class Unjournalable(ValueError):
+    """A command that cannot be written to the command log (an integer beyond 64 bits): refused
+    before the engine sees it, so the engine and the log never disagree."""
+
+
 class _Item:
     __slots__ = ("command", "future", "nonce", "trace")
 
@@ -236,7 +241,19 @@ class Sequencer:
                 items.append(self._queue.get_nowait())
             batch_start_ns = time.time_ns()
             apply_start = time.perf_counter_ns()
-            record, results = self._apply(items)
+            try:
+                record, results, items = self._apply(items)
+            except Exception as exc:  # the engine or the encoders failed mid-batch: fail-stop
+                self.failed = True
+                log.exception("batch_apply_failed", error=repr(exc), first_seq=self.next_seq)
+                if self._inflight is not None:
+                    await self._finish(self._inflight)  # committed before this batch: acknowledged
+                    self._inflight = None
+                self._fail(items)
+                return
+            if not items:  # every command of this batch was refused before the engine
+                self._in_batch = not self._queue.empty()
+                continue
             apply_ns = time.perf_counter_ns() - apply_start
             if self._inflight is not None:
                 await self._finish(self._inflight)
@@ -295,8 +312,13 @@ class Sequencer:
             if not item.future.done():  # a caller that went away cancelled its future
                 item.future.set_exception(Unavailable())
 
-    def _apply(self, items: list[_Item]) -> tuple[BatchRecord, list[tuple[int, Command, list[Event]]]]:
+    def _apply(
+        self, items: list[_Item]
+    ) -> tuple[BatchRecord, list[tuple[int, Command, list[Event]]], list[_Item]]:
+        """Apply a batch; returns its record, its results and the items sequenced (a command that
+        cannot be journaled is refused with ``Unjournalable`` and left out)."""
         now = time.time_ns()
+        kept: list[_Item] = []
         first_seq = self.next_seq
         command_rows: list[tuple[int, int, int, bytes]] = []
         event_rows: list[tuple[int, int, bytes]] = []
@@ -308,6 +330,14 @@ class Sequencer:
             cmd = (
                 item.command if item.command.ts_ns == ts else msgspec.structs.replace(item.command, ts_ns=ts)
             )
+            try:
+                body = command_encoder.encode(cmd)
+            except (OverflowError, TypeError, ValueError) as exc:
+                log.warning("command_refused", error=repr(exc), command=type(cmd).__name__)
+                if not item.future.done():
+                    item.future.set_exception(Unjournalable(str(exc)))
+                continue
+            kept.append(item)
             self.last_ts_ns = ts
             seq = self.next_seq
             self.next_seq += 1
@@ -318,7 +348,7 @@ class Sequencer:
                 trace.apply_window_ns = (apply_start_ns, time.time_ns())
             else:
                 events = self.engine.apply(cmd)
-            command_rows.append((seq, ts, COMMAND_SCHEMA_VERSION, command_encoder.encode(cmd)))
+            command_rows.append((seq, ts, COMMAND_SCHEMA_VERSION, body))
             event_rows.append((seq, EVENT_SCHEMA_VERSION, events_encoder.encode(events)))
             self.projector.project(seq, events, rows)
             results.append((seq, cmd, events))
@@ -334,4 +364,4 @@ class Sequencer:
         if due and not self.snapshots.busy:  # busy: the previous child still runs; the next batch retries
             record.snapshot_due = last  # see _run: a forked child, or inline after the commit
             self.last_snapshot_seq = last
-        return record, results
+        return record, results, kept
