@@ -14,6 +14,7 @@ import pytest
 
 from abyssal.adapters.sqlite import SqliteStore
 from abyssal.config import load_config
+from abyssal.core.engine import Engine
 from abyssal.core.messages import Deposit, Deposited, Rejected
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover, verify_from_genesis
@@ -122,3 +123,26 @@ def test_a_fault_while_applying_fails_the_batch_and_every_later_command(tmp_path
     assert isinstance(outcomes[0][0], Deposited)
     assert isinstance(outcomes[1], Unavailable)
     assert seq.failed and seq.committed_seq == 1
+
+
+def test_the_scaled_out_gateway_refuses_an_unencodable_command_before_logging_it() -> None:
+    from abyssal.cluster.gateway_log import LogSequencer
+
+    class NoProducer:
+        async def send(self, *_: Any, **__: Any) -> None:
+            raise AssertionError("a command the log cannot hold was sent to it")
+
+    gateway = LogSequencer(
+        Engine(INS),
+        Projector(INS, {}),
+        database="unused",
+        bus="unused",
+        shard=0,
+        applied_seq=0,
+        events_offset=0,
+        intake_queue_max=10,
+    )
+    gateway.producer = NoProducer()  # type: ignore[assignment]
+    with pytest.raises(Unjournalable):
+        asyncio.run(gateway.execute(deposit(1, 2**64, "huge")))
+    assert gateway._pending == {}  # nothing waits for an answer

@@ -31,7 +31,7 @@ from abyssal.core.engine import Engine
 from abyssal.core.messages import Command, Event, command_decoder, command_encoder, events_encoder
 from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
-from abyssal.runtime.sequencer import BatchListener, Busy, Unavailable
+from abyssal.runtime.sequencer import BatchListener, Busy, Unavailable, Unjournalable
 
 log = structlog.get_logger("abyssal.gateway_log")
 
@@ -125,12 +125,16 @@ class LogSequencer:
             REFUSED.labels("busy").inc()
             raise Busy()
         assert self.producer is not None
+        try:
+            body = command_encoder.encode(command)
+        except (OverflowError, TypeError, ValueError) as exc:  # as the embedded sequencer refuses it
+            raise Unjournalable(str(exc)) from None
         rid = f"{self.gateway_id}:{next(self._rids)}"
         answer: asyncio.Future[tuple[int, list[Event]]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = answer
         try:
             try:
-                await self.producer.send(commands_topic(self.shard), command_encoder.encode(command),
+                await self.producer.send(commands_topic(self.shard), body,
                                          headers=[(HEADER_REQUEST, rid.encode())])  # fmt: skip
             except LogUnavailable as exc:
                 log.warning("command_not_logged", error=str(exc))
