@@ -87,6 +87,11 @@ def _order(token: str, **changes: Any) -> str:
     return json.dumps({"method": "add_order", "params": {**ORDER, **changes, "token": token}, "req_id": 99})
 
 
+def _raw_number(token: str, field: str, number: str) -> str:
+    """An add_order whose ``field`` is the JSON number ``number`` as written (no float between)."""
+    return _order(token, **{field: 7}).replace(f'"{field}": 7', f'"{field}": {number}')
+
+
 def test_bad_frame_table_and_isolation(server: Server) -> None:
     async def scenario() -> None:
         trader = Rest(server.url, server.account("t", USD="100000", XBT="1"))
@@ -102,6 +107,10 @@ def test_bad_frame_table_and_isolation(server: Server) -> None:
             (_order(token, limit_price="30000"), "Limit_price field must be a number_float", {"req_id": 99}),
             (_order(token, userref=5), "Unsupported field: 'userref' for the given msg type: add order", {}),
             (_order(token, stp_type="cancel-newest"), "EGeneral:Invalid arguments:stp_type", {}),
+            # JSON numbers whose plain text would be a gigabyte (formatting one would stall the loop)
+            (_raw_number(token, "order_qty", "1e999999999"), "EGeneral:Invalid arguments:order_qty", {}),
+            (_raw_number(token, "limit_price", "1E+999999999"), "EGeneral:Invalid arguments:limit_price", {}),
+            (_raw_number(token, "order_qty", "1e-999999999"), "EGeneral:Invalid arguments:order_qty", {}),
             (
                 _order(token, leverage=2),
                 "Unsupported field: 'leverage' for the given msg type: add order",

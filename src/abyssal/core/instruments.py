@@ -23,12 +23,17 @@ _EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def exact_units(value: Decimal, decimals: int) -> int | None:
-    """``value`` in units of 10**-decimals when that is a whole number (any size), else None."""
-    if not value.is_finite():
+    """``value`` in units of 10**-decimals when that is a whole number within 64 bits
+    (``abs(units) <= UNITS_MAX``), else None.
+
+    The size is checked on the exponent first: ``int()`` of a Decimal such as ``1E+1000000``
+    (a WebSocket order may carry one as a JSON number) takes time quadratic in its digits.
+    """
+    if not value.is_finite() or value.adjusted() + decimals > 18:  # 10**19 > UNITS_MAX
         return None
     scaled = value.scaleb(decimals, _EXACT)
     units = int(scaled)
-    return units if units == scaled else None
+    return units if units == scaled and -UNITS_MAX <= units <= UNITS_MAX else None
 
 
 # whether this module runs as mypyc compiled it (the few places where the fast form differs)
@@ -48,7 +53,7 @@ class Asset:
     status: str = "enabled"
 
     def to_minor(self, amount: Decimal) -> int:
-        """Exact conversion; the caller has already checked the number of decimals."""
+        """Exact conversion; the caller has already checked the decimals and the size."""
         units = exact_units(amount, self.decimals)
         assert units is not None, "amount has more decimals than the asset"
         return units

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from abyssal.gateway.params import invalid, parse_rfc3339_ns
+from abyssal.gateway.params import DECIMAL_CHARS_MAX, invalid, parse_rfc3339_ns
 from abyssal.gateway.ws_codec import Json
 
 ORDER_FIELDS: Final = frozenset(
@@ -83,6 +83,10 @@ def number(params: Json, name: str) -> Decimal | None:
         raise FieldError(f"{name.capitalize()} field must be a number_float")
     result = Decimal(value)
     if not result.is_finite():
+        raise invalid(name)
+    _, digits, exponent = result.as_tuple()
+    assert isinstance(exponent, int)
+    if len(digits) + abs(exponent) > DECIMAL_CHARS_MAX:  # e.g. 1e999999999: as text, a gigabyte
         raise invalid(name)
     return result
 
