@@ -107,6 +107,11 @@ def test_bad_frame_table_and_isolation(server: Server) -> None:
             (_order(token, limit_price="30000"), "Limit_price field must be a number_float", {"req_id": 99}),
             (_order(token, userref=5), "Unsupported field: 'userref' for the given msg type: add order", {}),
             (_order(token, stp_type="cancel-newest"), "EGeneral:Invalid arguments:stp_type", {}),
+            (  # digits that str.isdigit admits and int() refuses
+                json.dumps({"method": "batch_cancel", "params": {"orders": ["²", "³"], "token": token}}),
+                "EOrder:Invalid order",
+                {"method": "batch_cancel"},
+            ),
             # JSON numbers whose plain text would be a gigabyte (formatting one would stall the loop)
             (_raw_number(token, "order_qty", "1e999999999"), "EGeneral:Invalid arguments:order_qty", {}),
             (_raw_number(token, "limit_price", "1E+999999999"), "EGeneral:Invalid arguments:limit_price", {}),

@@ -96,7 +96,8 @@ async def batch_cancel(session: Session, key: ApiKey, params: Json, reply: Reply
     order_nos: list[int] = []
     userrefs: list[int] = []
     for value in values:
-        if value.lstrip("-").isdigit() and INT32_MIN <= int(value) <= INT32_MAX:
+        digits = value.removeprefix("-")  # ASCII only: str.isdigit also admits "²", which int() refuses
+        if digits.isascii() and digits.isdigit() and INT32_MIN <= int(value) <= INT32_MAX:
             userrefs.append(int(value))
             continue
         number_ = ids.decode("O", value)
