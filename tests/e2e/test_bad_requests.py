@@ -458,6 +458,7 @@ CASES = [
         call("CancelOrder", txid=KRAKEN_SHAPED_ORDER),
     ),
     Case("cancel a malformed txid", "EOrder:Invalid order", call("CancelOrder", txid="not-an-order")),
+    Case("cancel by a superscript digit", "EOrder:Invalid order", call("CancelOrder", txid="²")),
     Case(
         "cancel a canceled order",
         "EOrder:Unknown order",

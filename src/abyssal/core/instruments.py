@@ -61,7 +61,7 @@ class Asset:
     def minor_of(self, amount: Decimal) -> int | None:
         """A positive amount in minor units when it is exact and fits 64 bits; None otherwise."""
         units = exact_units(amount, self.decimals)
-        return units if units is not None and 0 < units <= UNITS_MAX else None
+        return units if units is not None and units > 0 else None
 
     def from_minor(self, amount_minor: int) -> Decimal:
         return Decimal(amount_minor).scaleb(-self.decimals)

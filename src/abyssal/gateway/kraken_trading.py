@@ -28,6 +28,7 @@ from abyssal.gateway.order_params import find_pair, lots, place_order, price_par
 from abyssal.gateway.params import (
     ParamError,
     Params,
+    int_text,
     invalid,
     object_list,
     opt_bool,
@@ -240,8 +241,9 @@ def _cancel_targets(values: list[str]) -> tuple[list[int], list[int]]:
     order_nos: list[int] = []
     userrefs: list[int] = []
     for v in values:
-        if v.lstrip("-").isdigit():
-            userrefs.append(int(v))
+        userref = int_text(v)
+        if userref is not None:
+            userrefs.append(userref)
         else:
             order_nos.append(order_number(v))
     return order_nos, userrefs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from abyssal.core.instruments import UNITS_MAX, Instruments, Pair, exact_units
+from abyssal.core.instruments import Instruments, Pair, exact_units
 from abyssal.core.messages import (
     FLAG_FCIB,
     FLAG_FCIQ,
@@ -86,7 +86,7 @@ def find_pair(ins: Instruments, p: Params, name: str = "pair") -> Pair:
 def lots(pair: Pair, value: Decimal, field: str) -> int:
     """A positive volume in lots: exact at the pair's lot decimals and within 64 bits."""
     units = exact_units(value, pair.lot_decimals)
-    if units is None or not 0 < units <= UNITS_MAX:
+    if units is None or units <= 0:
         raise invalid(field)
     return units
 
@@ -94,11 +94,11 @@ def lots(pair: Pair, value: Decimal, field: str) -> int:
 def ticks(pair: Pair, value: Decimal, error: str) -> int:
     """A price in ticks: exact at the pair's price decimals, not negative, within 64 bits."""
     units = exact_units(value, pair.pair_decimals)
-    if units is None:
+    if units is None and decimal_places(value) > pair.pair_decimals:
         raise ParamError(
             f"EOrder:Invalid price:{pair.id} price can only be specified up to {pair.pair_decimals} decimals."
         )
-    if not 0 <= units <= UNITS_MAX:
+    if units is None or units < 0:  # beyond 64 bits, or negative
         raise ParamError(error)
     return units
 

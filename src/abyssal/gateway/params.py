@@ -30,8 +30,8 @@ from typing import Literal, NamedTuple, TypeAlias, TypeVar
 # fmt: off
 __all__ = [
     "INVALID_ARGUMENTS", "INVALID_NONCE", "INVALID_PRICE", "INVALID_PRICE2", "ParamError", "Params",
-    "PriceSpec", "TimeSpec", "decimal_field", "decimal_places", "invalid", "object_list", "opt_bool",
-    "opt_deadline_ns", "opt_decimal", "opt_int", "opt_object", "opt_price", "opt_str", "opt_time",
+    "PriceSpec", "TimeSpec", "decimal_field", "decimal_places", "int_text", "invalid", "object_list",
+    "opt_bool", "opt_deadline_ns", "opt_decimal", "opt_int", "opt_object", "opt_price", "opt_str", "opt_time",
     "parse_decimal", "parse_price", "parse_rfc3339_ns", "parse_time",
     "read_nonce", "req_int", "req_str", "str_list",
 ]
@@ -84,6 +84,12 @@ def _refuse(name: str, error: str | None) -> ParamError:
 # --- strings, booleans, integers, lists, objects --------------------------------------------------
 
 T = TypeVar("T")
+
+
+def int_text(text: str) -> int | None:
+    """An optionally negative run of 1 to 20 ASCII digits as an int, else None (``str.isdigit``
+    also admits digits such as "²" that ``int()`` refuses)."""
+    return int(text) if _INT.fullmatch(text) else None
 
 
 def _json_int(value: object) -> int | None:

@@ -251,7 +251,7 @@ async def create_key(web: WebAccounts, session: Session, payload: dict[str, Any]
 
 async def revoke_key(web: WebAccounts, session: Session, key_id: str) -> Any:
     """Revoke a page-made key: its row keeps its number (never reused) under a name nobody knows."""
-    if not key_id.isdigit() or len(key_id) > 18:
+    if not (key_id.isascii() and key_id.isdigit()) or len(key_id) > 18:
         raise WebError(404, "", "Unknown key.")
     key_no = int(key_id)
     now_ns = time.time_ns()
