@@ -107,6 +107,11 @@ def test_bad_frame_table_and_isolation(server: Server) -> None:
             (_order(token, limit_price="30000"), "Limit_price field must be a number_float", {"req_id": 99}),
             (_order(token, userref=5), "Unsupported field: 'userref' for the given msg type: add order", {}),
             (_order(token, stp_type="cancel-newest"), "EGeneral:Invalid arguments:stp_type", {}),
+            # values that cannot be looked up in a table of names (a list or an object is not hashable)
+            (_order(token, order_type=["limit"]), "EGeneral:Invalid arguments:order_type", {}),
+            (_order(token, stp_type={"a": 1}), "EGeneral:Invalid arguments:stp_type", {}),
+            (_order(token, fee_preference=["base"]), "EGeneral:Invalid arguments:fee_preference", {}),
+            (_order(token, limit_price_type=[]), "EGeneral:Invalid arguments:limit_price_type", {}),
             (  # digits that str.isdigit admits and int() refuses
                 json.dumps({"method": "batch_cancel", "params": {"orders": ["²", "³"], "token": token}}),
                 "EOrder:Invalid order",

@@ -108,9 +108,9 @@ def _relative(value: Decimal, price_type: str, name: str) -> str:
 
 def _price_type(params: Json, name: str) -> str:
     value = params.get(name, "static")
-    if value not in PRICE_TYPES:
+    if not isinstance(value, str) or value not in PRICE_TYPES:  # a list or object is not hashable
         raise invalid(name)
-    return str(value)
+    return value
 
 
 def _flag(params: Json, name: str) -> bool:
@@ -135,6 +135,8 @@ def rest_order(params: Json, method: str = "add order", symbol: str | None = Non
     check_fields(params, ORDER_FIELDS if symbol is None else BATCH_ORDER_FIELDS, method)
     p: dict[str, object] = {"pair": symbol if symbol is not None else params.get("symbol")}
     order_type = params.get("order_type")
+    if order_type is not None and not isinstance(order_type, str):  # absent: AddOrder's own error
+        raise invalid("order_type")
     p["ordertype"], p["type"] = order_type, params.get("side")
     flags: list[str] = []
     cash = number(params, "cash_order_qty")
@@ -161,9 +163,9 @@ def rest_order(params: Json, method: str = "add order", symbol: str | None = Non
         flags.append("nompp")
     preference = params.get("fee_preference")
     if preference is not None:
-        if preference not in FEE_PREFERENCE:
+        if not isinstance(preference, str) or preference not in FEE_PREFERENCE:
             raise invalid("fee_preference")
-        flags.append(FEE_PREFERENCE[str(preference)])
+        flags.append(FEE_PREFERENCE[preference])
     if flags:
         p["oflags"] = ",".join(flags)
     _options(params, p)
@@ -183,7 +185,7 @@ def _prices(params: Json, order_type: object, p: dict[str, object]) -> None:
         trigger_price = number(triggers, "price")
         trigger_type = _price_type(triggers, "price_type")
         reference = triggers.get("reference", "last")
-        if reference not in ("last", "index"):
+        if not isinstance(reference, str) or reference not in ("last", "index"):
             raise invalid("triggers")
         p["trigger"] = reference
     if order_type in LIMIT_PRICED:
@@ -219,9 +221,9 @@ def _options(params: Json, p: dict[str, object]) -> None:
         p["userref"] = params["order_userref"]
     stp = params.get("stp_type")
     if stp is not None:
-        if stp not in STP_TYPES:
+        if not isinstance(stp, str) or stp not in STP_TYPES:
             raise invalid("stp_type")
-        p["stptype"] = STP_TYPES[str(stp)]
+        p["stptype"] = STP_TYPES[stp]
     if _flag(params, "margin"):
         raise invalid("margin")  # spot only
     if params.get("conditional") not in (None, {}):
