@@ -17,7 +17,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     Info,
 )
 from prometheus_client import gc_collector as _gc
@@ -25,6 +24,7 @@ from prometheus_client import platform_collector as _platform
 from prometheus_client import process_collector as _process
 
 from abyssal import __version__, tracing
+from abyssal.metric_cells import CounterCells, HistogramCells
 
 __all__ = [
     "FIELDS",
@@ -249,14 +249,14 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536
 
 BUILD = Info("abyssal_build", "Version of the running server.", registry=REGISTRY)
 BUILD.info({"version": __version__})
-HTTP_SECONDS = Histogram(
+HTTP_SECONDS = HistogramCells(
     "abyssal_http_request_duration_seconds",
     "HTTP request latency, first byte in to last byte out.",
     ["endpoint", "method"],
     buckets=LATENCY_BUCKETS_S,
     registry=REGISTRY,
 )
-HTTP_REQUESTS = Counter(
+HTTP_REQUESTS = CounterCells(
     "abyssal_http_requests",
     "HTTP responses by endpoint and status code.",
     ["endpoint", "method", "status"],
@@ -274,41 +274,41 @@ INTAKE_DEPTH = Gauge(
 INTAKE_CAPACITY = Gauge(
     "abyssal_sequencer_intake_queue_capacity", "Intake bound; beyond it, EService:Busy.", registry=REGISTRY
 )
-BATCH_COMMANDS = Histogram(
+BATCH_COMMANDS = HistogramCells(
     "abyssal_sequencer_batch_commands",
     "Commands per group-commit batch.",
     buckets=BATCH_BUCKETS,
     registry=REGISTRY,
 )
-APPLY_SECONDS = Histogram(
+APPLY_SECONDS = HistogramCells(
     "abyssal_engine_apply_duration_seconds",
     "Engine apply and projection time per batch.",
     buckets=LATENCY_BUCKETS_S,
     registry=REGISTRY,
 )
-COMMIT_SECONDS = Histogram(
+COMMIT_SECONDS = HistogramCells(
     "abyssal_sequencer_commit_duration_seconds",
     "One batch's transaction (commands, events, read models) until durable.",
     buckets=LATENCY_BUCKETS_S,
     registry=REGISTRY,
 )
-COMMANDS = Counter(
+COMMANDS = CounterCells(
     "abyssal_commands_committed",
     "Commands durable in the command log, by kind.",
     ["command"],
     registry=REGISTRY,
 )
-BATCHES = Counter("abyssal_batches_committed", "Group-commit batches durable.", registry=REGISTRY)
+BATCHES = CounterCells("abyssal_batches_committed", "Group-commit batches durable.", registry=REGISTRY)
 REFUSED = Counter(
     "abyssal_commands_refused",
     "Commands refused before sequencing (busy, unavailable).",
     ["reason"],
     registry=REGISTRY,
 )
-REJECTS = Counter(
+REJECTS = CounterCells(
     "abyssal_engine_rejects", "Commands the engine rejected, by reason.", ["reason"], registry=REGISTRY
 )
-FILLS = Counter("abyssal_fills", "Trades executed.", ["pair"], registry=REGISTRY)
+FILLS = CounterCells("abyssal_fills", "Trades executed.", ["pair"], registry=REGISTRY)
 SEQ = Gauge("abyssal_sequence_committed", "Last durable sequence number.", ["shard"], registry=REGISTRY)
 PROJECTION_LAG = Gauge(
     "abyssal_projection_lag_commands",

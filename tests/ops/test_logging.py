@@ -15,6 +15,7 @@ import structlog
 from prometheus_client.metrics import MetricWrapperBase
 
 from abyssal import observability, tracing
+from abyssal.metric_cells import CounterCells, HistogramCells
 from abyssal.observability import FIELDS, REDACTED, SECRET_FIELDS, configure_logging
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "abyssal"
@@ -58,8 +59,9 @@ def test_every_logging_call_in_the_package_speaks_the_vocabulary() -> None:
 
 def test_every_metric_label_speaks_the_vocabulary() -> None:
     metrics = [m for m in vars(observability).values() if isinstance(m, MetricWrapperBase)]
-    assert len(metrics) >= 20
-    labels = {name for m in metrics for name in m._labelnames}
+    cells = [m for m in vars(observability).values() if isinstance(m, CounterCells | HistogramCells)]
+    assert len(metrics) + len(cells) >= 20 and cells
+    labels = {name for m in metrics for name in m._labelnames} | {n for m in cells for n in m.labelnames}
     assert labels and labels <= set(FIELDS), labels - set(FIELDS)
 
 

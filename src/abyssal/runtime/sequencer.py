@@ -54,7 +54,8 @@ class Busy(Exception):
 
 
 class Unavailable(Exception):
-    """The sequencer stopped after a storage fault; nothing more is accepted until restart."""
+    """The sequencer stopped after a fault (storage, or the engine while applying a batch);
+    nothing more is accepted until a restart recovers from the log."""
 
 
 class Unjournalable(ValueError):

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from prometheus_client import Counter
 
 from abyssal import tracing
 from abyssal.core import ids
@@ -32,6 +31,7 @@ from abyssal.core.messages import (
     Rejected,
     Withdraw,
 )
+from abyssal.metric_cells import CounterCell
 from abyssal.observability import (
     APPLY_SECONDS,
     BATCH_COMMANDS,
@@ -45,13 +45,13 @@ from abyssal.observability import (
 
 __all__ = ["command_fields", "command_name", "event_fields", "observe_batch"]
 
-_command_children: dict[type, Counter] = {}
-_reject_children: dict[int, Counter] = {}
-_fill_children: dict[str, Counter] = {}
+_command_children: dict[type, CounterCell] = {}
+_reject_children: dict[int, CounterCell] = {}
+_fill_children: dict[str, CounterCell] = {}
 _batch_log = structlog.get_logger("abyssal.sequencer")
 
 
-def _command_counter(kind: type) -> Counter:
+def _command_counter(kind: type) -> CounterCell:
     child = _command_children.get(kind)
     if child is None:
         child = _command_children[kind] = COMMANDS.labels(command_name(kind))
@@ -116,14 +116,14 @@ def observe_batch(
             )
 
 
-def _fills(pair_name: str) -> Counter:
+def _fills(pair_name: str) -> CounterCell:
     child = _fill_children.get(pair_name)
     if child is None:
         child = _fill_children[pair_name] = FILLS.labels(pair_name)
     return child
 
 
-def _rejects(reason: int) -> Counter:
+def _rejects(reason: int) -> CounterCell:
     child = _reject_children.get(reason)
     if child is None:
         name = Reject(reason).name if reason in Reject._value2member_map_ else str(reason)
