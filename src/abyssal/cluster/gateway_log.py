@@ -28,10 +28,10 @@ import structlog
 from abyssal.cluster.kafka_log import LogProducer, LogUnavailable, PartitionReader
 from abyssal.cluster.records import HEADER_REQUEST, commands_topic, events_topic, record_decoder
 from abyssal.core.engine import Engine
-from abyssal.core.messages import Command, Event, command_decoder, command_encoder, events_encoder
+from abyssal.core.messages import Command, Event, command_decoder, events_encoder
 from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
-from abyssal.runtime.sequencer import BatchListener, Busy, Unavailable, Unjournalable
+from abyssal.runtime.sequencer import BatchListener, Busy, Unavailable, journal_bytes
 
 log = structlog.get_logger("abyssal.gateway_log")
 
@@ -125,10 +125,7 @@ class LogSequencer:
             REFUSED.labels("busy").inc()
             raise Busy()
         assert self.producer is not None
-        try:
-            body = command_encoder.encode(command)
-        except (OverflowError, TypeError, ValueError) as exc:  # as the embedded sequencer refuses it
-            raise Unjournalable(str(exc)) from None
+        body = journal_bytes(command)  # Unjournalable, as the embedded sequencer refuses it
         rid = f"{self.gateway_id}:{next(self._rids)}"
         answer: asyncio.Future[tuple[int, list[Event]]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = answer

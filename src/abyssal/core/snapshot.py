@@ -116,8 +116,8 @@ def _account_rec(a: Account) -> AccountRec:
     assert open_nos == sorted(open_nos), "an account's open orders out of order"
     return AccountRec(
         number=a.number,
-        total=list(a.total),
-        held=list(a.held),
+        total=a.total,  # the properties build new lists
+        held=a.held,
         open=open_nos,
         cl_ids=sorted(a.cl_ids.items()),
         vol_days=sorted(a.volume_days().items()),

@@ -66,12 +66,7 @@ def _time_ns(ctx: Ctx, p: Params, name: str) -> int:
         if opened is None:
             raise invalid(name)
         return opened
-    seconds = opt_int(p, name, value_min=0, value_max=2**33)
-    if seconds is None and isinstance(value, str):
-        try:
-            return int(Decimal(value) * 10**9)
-        except Exception:
-            raise invalid(name) from None
+    seconds = opt_int(p, name, value_min=0, value_max=2**33)  # present and not a count: refused
     return (seconds or 0) * 10**9
 
 

@@ -10,7 +10,7 @@ from abyssal.core import ids
 from abyssal.core.messages import CancelAll, CancelAllAfter, CancelCount, CancelOrders, Event, OrderClosed
 from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.keys import ApiKey
-from abyssal.gateway.params import ParamError, invalid
+from abyssal.gateway.params import ParamError, int_text, invalid
 from abyssal.gateway.ws_codec import Json, Reply
 from abyssal.gateway.ws_order_params import check_fields
 from abyssal.gateway.ws_placing import (
@@ -96,9 +96,9 @@ async def batch_cancel(session: Session, key: ApiKey, params: Json, reply: Reply
     order_nos: list[int] = []
     userrefs: list[int] = []
     for value in values:
-        digits = value.removeprefix("-")  # ASCII only: str.isdigit also admits "²", which int() refuses
-        if digits.isascii() and digits.isdigit() and INT32_MIN <= int(value) <= INT32_MAX:
-            userrefs.append(int(value))
+        userref = int_text(value)
+        if userref is not None and INT32_MIN <= userref <= INT32_MAX:
+            userrefs.append(userref)
             continue
         number_ = ids.decode("O", value)
         if number_ is None:

@@ -63,6 +63,14 @@ class Unjournalable(ValueError):
     before the engine sees it, so the engine and the log never disagree."""
 
 
+def journal_bytes(command: Command) -> bytes:
+    """The command as the command log stores it, or ``Unjournalable`` (an int beyond 64 bits)."""
+    try:
+        return command_encoder.encode(command)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise Unjournalable(str(exc)) from None
+
+
 class _Item:
     __slots__ = ("command", "future", "nonce", "trace")
 
@@ -332,11 +340,11 @@ class Sequencer:
                 item.command if item.command.ts_ns == ts else msgspec.structs.replace(item.command, ts_ns=ts)
             )
             try:
-                body = command_encoder.encode(cmd)
-            except (OverflowError, TypeError, ValueError) as exc:
+                body = journal_bytes(cmd)
+            except Unjournalable as exc:
                 log.warning("command_refused", error=repr(exc), command=type(cmd).__name__)
                 if not item.future.done():
-                    item.future.set_exception(Unjournalable(str(exc)))
+                    item.future.set_exception(exc)
                 continue
             kept.append(item)
             self.last_ts_ns = ts
