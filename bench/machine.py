@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -78,9 +79,19 @@ def rss_bytes(pid: int) -> int:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU of a process so far (all its threads)."""
+    """User + system CPU of a process so far: all its threads, and its child processes (the batch
+    writer, adapters/sqlite_writer.py; a forked snapshot once it has been waited for)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    own = ticks / os.sysconf("SC_CLK_TCK")
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    for child in children:
+        with contextlib.suppress(OSError):  # it may exit meanwhile
+            own += process_cpu_s(child)
+    return own
 
 
 def children_cpu_s() -> float:

@@ -11,7 +11,8 @@ with 1024 clients, because 256 commands in flight never fill a batch of 1024), `
 - wires the sequencer exactly as ``abyssal.runtime.exchange`` does, with the packaged config's
   intake bound and snapshot interval: a ``SqliteStore`` (WAL, ``synchronous=FULL``: a command is
   acknowledged only after its batch is on disk) in a fresh directory under ``/tmp`` (``--tmp``),
-  ``recover``, ``Projector``, ``Sequencer``, under uvloop;
+  ``recover``, ``Projector``, ``Sequencer`` and its batch writer (the config's: a child process
+  that commits, adapters/sqlite_writer.py; ``--batch-writer thread`` for the writer thread), under uvloop;
 - funds two accounts with ``Deposit`` commands (a buyer and a seller, so self-trade prevention never fires);
 - runs the clients, each awaiting ``seq.execute(PlaceOrder(...))`` in a loop for ``--seconds``: resting
   limit buys and sells around a drifting mid price plus marketable IOC orders that trade against them
@@ -19,7 +20,7 @@ with 1024 clients, because 256 commands in flight never fill a batch of 1024), `
   and balances grow as they would in production;
 - prints commands/s, ack latency percentiles (from the call to ``execute`` to its return: queueing,
   engine apply, projection and the durable commit), the mean batch, and where a batch's time goes
-  (apply on the event loop, then commit in the writer thread);
+  (apply on the event loop, commit in the batch writer);
 - stops the sequencer as the server does (graceful shutdown, which may write a snapshot) and asserts
   the end state: every acknowledged order is in ``orders``, the logs hold every sequenced command,
   the ledger audit is empty, open rows equal the engine's live orders, replaying the whole log from
@@ -98,6 +99,8 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[tuple[int, 
     ap.add_argument("--repeat", type=int, default=REPEAT_DEFAULT, help="passes over the rows (best is used)")
     ap.add_argument("--tmp", default=None, help="parent directory for the databases (default: /tmp)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    ap.add_argument("--batch-writer", choices=("process", "thread"), default=None,
+                    help="where batches commit (default: the config's, as `abyssal serve`)")  # fmt: skip
     args = ap.parse_args(argv)
     runs = [tuple(int(v) for v in r.split(":")) for r in args.runs.split(",")]
     assert all(len(r) == 2 and r[0] > 0 and r[1] > 0 for r in runs), "runs: limit:clients,..."
@@ -111,7 +114,7 @@ def _print_header(root: Path, args: argparse.Namespace) -> None:
     sync_p50, sync_p99 = fdatasync_ms(root)
     print(f"databases under {root} ({fs_type(root)}; fdatasync of a 4 KiB overwrite: p50 {sync_p50:.2f} ms, "
           f"p99 {sync_p99:.2f} ms); {args.seconds:g} s per row, {args.repeat} passes; "
-          f"workload: OrderMix seed {SEED}")  # fmt: skip
+          f"workload: OrderMix seed {SEED}; batch writer: {args.writer}")  # fmt: skip
     print()
     print("| batch_commands_max | clients | commands/s | ack p50 ms | ack p99 ms | ack p99.9 ms | mean batch "
           "| commit ms/batch | apply µs/cmd | commit µs/cmd |")  # fmt: skip
@@ -121,8 +124,8 @@ def _print_header(root: Path, args: argparse.Namespace) -> None:
 def _print_summary(results: list[RunResult], repeat: int) -> bool:
     """The notes, each row's best pass and the group-commit goal; returns whether the goal was missed."""
     print()
-    print("apply = engine apply + encoding + projection on the event loop; commit = the writer thread's")
-    print("statements and COMMIT (with its fsync); the two run one after the other for each batch.")
+    print("apply = engine apply + encoding + projection on the event loop; commit = the batch writer's")
+    print("statements and COMMIT (with its fsync); batch N+1 is applied while batch N commits.")
     print("End state checked after every row (after the graceful shutdown): each acknowledged order is in")
     print("`orders`, the command and event logs hold every sequenced command, ledger audit == [], open rows")
     print("equal the engine's live orders, replaying the whole log from genesis reproduces every event and")
@@ -156,13 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config()  # the packaged defaults, as `abyssal serve` without --config
     instruments = config.instruments
     root = Path(tempfile.mkdtemp(prefix="abyssal-seqbench-", dir=args.tmp))
+    args.writer = args.batch_writer or config.engine.batch_writer
     results: list[RunResult] = []
     try:
         _print_header(root, args)
         for rnd, (limit, clients) in itertools.product(range(1, args.repeat + 1), runs):
             db = root / f"r{rnd}-b{limit}-c{clients}" / "abyssal.db"
             db.parent.mkdir()
-            result, live = uvloop.run(run_row(db, config, limit, clients, args.seconds))
+            result, live = uvloop.run(run_row(db, config, limit, clients, args.seconds, args.writer))
             results.append(result)
             print(result.row(), flush=True)
             assert result.rejected == 0, f"{result.rejected} orders were rejected: the accounts are funded"

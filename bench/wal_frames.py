@@ -67,7 +67,8 @@ async def measure(batch: int, commands: int, warmup: int) -> tuple[int, collecti
     """(commits, frames by object) of ``commands`` orders sent ``batch`` at a time."""
     directory = Path(tempfile.mkdtemp(prefix="abyssal-walframes-"))
     config = load_config(None)
-    store, seq = wire_sequencer(directory / "abyssal.db", config, batch)
+    # the writer thread: its connection is this process's, opened without automatic checkpoints
+    store, seq = wire_sequencer(directory / "abyssal.db", config, batch, batch_writer="thread")
     seq.start()
     await fund_accounts(seq, config.instruments)
     pair = config.instruments.pair(PAIR)

@@ -62,12 +62,16 @@ class ServerSettings:
     data_dir: Path
 
 
+BATCH_WRITERS = ("process", "thread")
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     snapshot_every_commands: int
     batch_commands_max: int
     batch_wait_us: int
     intake_queue_max: int
+    batch_writer: str = "process"  # SQLite: commit in a child process (adapters/sqlite_writer.py) or a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +111,14 @@ def _settings(
         data["engine"],
         "engine",
         ("snapshot_every_commands", "batch_commands_max", "batch_wait_us", "intake_queue_max"),
+        ("batch_writer",),
     )
     engine = EngineSettings(
         snapshot_every_commands=e.integer("snapshot_every_commands", 1, 1_000_000_000),
         batch_commands_max=e.integer("batch_commands_max", 1, 65_536),
         batch_wait_us=e.integer("batch_wait_us", 0, 1_000_000),
         intake_queue_max=e.integer("intake_queue_max", 1, 10_000_000),
+        batch_writer=e.choice("batch_writer", BATCH_WRITERS, "process"),
     )
     lim = Table(data["limits"], "limits", ("rest_tier", "trading_tier", "open_orders_per_pair_max"))
     tiers = tuple(RateTier)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from tests.ops.inprocess import Lifespan, running, wait_ready
 
 from abyssal.adapters.sqlite import SqliteStore
+from abyssal.adapters.sqlite_writer import ProcessBatchWriter
 from abyssal.config import load_config
 from abyssal.core.messages import Deposit, Event
 from abyssal.gateway.app import App
@@ -80,10 +83,10 @@ def test_a_failed_sequencer_is_neither_ready_nor_live(tmp_path: Path) -> None:
         async with running(tmp_path / "data") as (_, exchange, client):
             await client.account("alice", USD="10")
 
-            def broken(record: Any) -> None:
-                raise OSError("disk full")
-
-            exchange.store.write_batch = broken  # type: ignore[method-assign]
+            # the batch writer process dies (as on an out-of-memory kill): the batch cannot commit
+            writer = exchange.sequencer.batch_writer
+            assert isinstance(writer, ProcessBatchWriter) and writer.pid is not None
+            os.kill(writer.pid, signal.SIGKILL)
             with pytest.raises(Unavailable):
                 await exchange.execute(
                     Deposit(ts_ns=time.time_ns(), account=1, asset=2, amount_minor=1, ref="x")

@@ -6,7 +6,16 @@ import random
 
 from abyssal.config import load_config
 from abyssal.core.engine import Engine
-from abyssal.core.messages import Deposit, Event, OrderAccepted, OrderClosed, OrderType, PlaceOrder, Side
+from abyssal.core.messages import (
+    Deposit,
+    Event,
+    Fill,
+    OrderAccepted,
+    OrderClosed,
+    OrderType,
+    PlaceOrder,
+    Side,
+)
 from abyssal.core.postings import HELD, lines_for
 from abyssal.runtime.projector import Projector, Rows
 
@@ -45,7 +54,7 @@ def events_of_a_busy_book(n: int, seed: int) -> list[list[Event]]:
 
 def test_hold_and_release_deltas_match_their_postings() -> None:
     projector = Projector(INSTRUMENTS, {})
-    seen = {OrderAccepted: 0, OrderClosed: 0}
+    seen = {OrderAccepted: 0, OrderClosed: 0, Fill: 0}
     for seq, events in enumerate(events_of_a_busy_book(3_000, seed=11), start=1):
         for index, event in enumerate(events):
             expected = {k: list(v) for k, v in projector.balances.items()}
@@ -54,8 +63,18 @@ def test_hold_and_release_deltas_match_their_postings() -> None:
                 bal[0] += line.amount_minor
                 if line.bucket == HELD:
                     bal[1] += line.amount_minor
-            projector.project(seq, [event], Rows())
+            rows = Rows()
+            projector.project(seq, [event], rows)
             assert projector.balances == expected, (seq, index, event)
+            if isinstance(event, Fill):  # entries: the lines' net per account and asset, the balance after
+                net: dict[tuple[int, int], int] = {}
+                for line in lines_for(event, INSTRUMENTS):
+                    net[line.account, line.asset] = net.get((line.account, line.asset), 0) + line.amount_minor
+                entries = {(e[3], e[4]): e for e in rows.ledger}
+                assert len(entries) == len(rows.ledger), rows.ledger  # one entry per account and asset
+                assert {k: e[9] - e[10] for k, e in entries.items()} == {k: v for k, v in net.items() if v}
+                assert all(e[11] == projector.balances[k][0] for k, e in entries.items())
+                assert [e[2] for e in rows.ledger] == list(range(len(rows.ledger)))
             if type(event) in seen:
                 seen[type(event)] += 1
-    assert seen[OrderAccepted] > 1_000 and seen[OrderClosed] > 500, seen
+    assert seen[OrderAccepted] > 1_000 and seen[OrderClosed] > 500 and seen[Fill] > 500, seen

@@ -8,6 +8,8 @@ durable exactly when its batch commits. Readers use their own connections per th
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -57,6 +59,12 @@ class SqliteStore:
         # ...), which measured 15-20 % of the sequencer's commits waiting a millisecond or more
         # behind the outbox relay. Other processes still meet the busy handler.
         self._write_lock = threading.RLock()
+        # ... and one writer at a time across processes (the batch writer may be a child process,
+        # adapters/sqlite_writer.py): an flock on a file beside the database, taken inside the
+        # thread lock. Never on the database file itself: closing any descriptor of that file
+        # would drop SQLite's own POSIX locks on it.
+        self._lock_fd = -1
+        self._lock_depth = 0
         with self._writer_conn() as conn:
             migrate(conn)
 
@@ -76,7 +84,7 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         c = self.conn()
-        with self._write_lock:
+        with self._write_lock, self._process_lock():
             c.execute("BEGIN IMMEDIATE")
             try:
                 yield c
@@ -85,11 +93,30 @@ class SqliteStore:
                 raise
             c.execute("COMMIT")
 
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        """The cross-process writer lock (held with ``_write_lock``, so ``_lock_depth`` is safe)."""
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(f"{self.path}-writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self._lock_depth == 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     def close(self) -> None:
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is not None:
             c.close()
             self._local.conn = None
+        with self._write_lock:
+            if self._lock_fd >= 0 and self._lock_depth == 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
 
     # -- small writes whose SQL differs by dialect (the PostgreSQL store has the same) ---------
     def bump_nonces(self, changed: list[tuple[int, int]]) -> None:

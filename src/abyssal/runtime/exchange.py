@@ -16,8 +16,10 @@ import structlog
 
 from abyssal.adapters.bus import Bus, open_bus
 from abyssal.adapters.event_log_outbox import EVENTS_CURSOR, EventLogOutbox
+from abyssal.adapters.sqlite import SqliteStore
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
+from abyssal.adapters.sqlite_writer import ProcessBatchWriter
 from abyssal.adapters.store import Store, is_postgres, open_store, redact
 from abyssal.config import Config
 from abyssal.core import engine_build
@@ -150,7 +152,8 @@ class Exchange:
             recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
             balances = await loop.run_in_executor(None, self.store.load_balances)
             engine, replayed = recovered.engine, recovered.replayed
-            self.sequencer = self._embedded_sequencer(recovered, balances)
+            writer = await loop.run_in_executor(None, self._batch_writer)
+            self.sequencer = self._embedded_sequencer(recovered, balances, writer)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
         self.keys = KeyRing(self.store, SecretBox(master))
         await loop.run_in_executor(None, self.keys.load)
@@ -174,8 +177,19 @@ class Exchange:
         for hook in self.on_ready:
             hook()
 
+    def _batch_writer(self) -> ProcessBatchWriter | None:
+        """SQLite's batch writer process (blocking: it spawns and waits until the child is ready)."""
+        if self.config.engine.batch_writer != "process" or not isinstance(self.store, SqliteStore):
+            return None
+        writer = ProcessBatchWriter(self.store.path, self.store.synchronous)
+        writer.start()
+        return writer
+
     def _embedded_sequencer(
-        self, recovered: Recovered, balances: dict[tuple[int, int], list[int]]
+        self,
+        recovered: Recovered,
+        balances: dict[tuple[int, int], list[int]],
+        writer: ProcessBatchWriter | None,
     ) -> Sequencer:
         settings = self.config.engine
         return Sequencer(
@@ -187,6 +201,7 @@ class Exchange:
             snapshot_every_commands=settings.snapshot_every_commands,
             next_seq=recovered.next_seq,
             last_snapshot_seq=recovered.last_snapshot_seq,
+            batch_writer=writer,
         )
 
     async def _open_payments(self) -> None:

@@ -83,15 +83,16 @@ class Projector:
             if event.released_minor:
                 self._touch(rows, event.account, event.hold_asset)[1] -= event.released_minor
             return
+        if isinstance(event, Fill):  # the commonest event with money in it: no lines built
+            self._fill(seq, index, event, rows)
+            return
         lines = lines_for(event, self.instruments)
         for line in lines:
             bal = self._touch(rows, line.account, line.asset)
             bal[0] += line.amount_minor
             if line.bucket == HELD:  # held is part of total: a HELD line moves both
                 bal[1] += line.amount_minor
-        if isinstance(event, Fill):
-            self._fill_ledger(seq, index, event, rows)
-        elif isinstance(event, WithdrawHeld):
+        if isinstance(event, WithdrawHeld):
             rows.withdraw_holds.append((event.ref, event.account, event.asset, event.amount_minor))
         elif isinstance(event, WithdrawVoided):
             rows.withdraw_resolved.append((event.ref,))
@@ -111,52 +112,83 @@ class Projector:
                  -sign * event.amount_minor, 0, world)
             )  # fmt: skip
 
-    def _fill_ledger(self, seq: int, index: int, f: Fill, rows: Rows) -> None:
+    def _fill(self, seq: int, index: int, f: Fill, rows: Rows) -> None:
+        """A fill's balances and ledger entries: what ``postings.lines_for`` gives for it, applied
+        directly (tests/runtime/test_projector_holds.py checks the two agree)."""
         pair = self.instruments.pairs[f.pair]
         quote, base = pair.quote.index, pair.base.index
-        refid = ids.trade_id(f.pair, f.trade_no)
         taker_buys = f.taker_side == 0
         buyer = f.taker_account if taker_buys else f.maker_account
         seller = f.maker_account if taker_buys else f.taker_account
-        b_fee = (
-            (f.taker_fee_asset, f.taker_fee_minor) if taker_buys else (f.maker_fee_asset, f.maker_fee_minor)
-        )
-        s_fee = (
-            (f.maker_fee_asset, f.maker_fee_minor) if taker_buys else (f.taker_fee_asset, f.taker_fee_minor)
-        )
-        entries = [
-            (buyer, quote, -f.buyer_pays_minor, b_fee[1] if b_fee[0] == quote else 0),
-            (buyer, base, f.base_minor, b_fee[1] if b_fee[0] == base else 0),
-            (seller, base, -f.base_minor, s_fee[1] if s_fee[0] == base else 0),
-            (seller, quote, f.seller_gets_minor, s_fee[1] if s_fee[0] == quote else 0),
-        ]
-        house: dict[int, int] = {}
-        house[quote] = f.rounding_minor
-        house[f.taker_fee_asset] = house.get(f.taker_fee_asset, 0) + f.taker_fee_minor
-        house[f.maker_fee_asset] = house.get(f.maker_fee_asset, 0) + f.maker_fee_minor
+        pays, gets, base_minor = f.buyer_pays_minor, f.seller_gets_minor, f.base_minor
+        buyer_quote = self._touch(rows, buyer, quote)  # out of the buyer's hold
+        buyer_quote[0] -= pays
+        buyer_quote[1] -= pays
+        seller_quote = self._touch(rows, seller, quote)
+        seller_quote[0] += gets
+        seller_base = self._touch(rows, seller, base)  # out of the seller's hold
+        seller_base[0] -= base_minor
+        seller_base[1] -= base_minor
+        buyer_base = self._touch(rows, buyer, base)
+        buyer_base[0] += base_minor
+        if f.rounding_minor:
+            self._touch(rows, FEE_ACCOUNT, quote)[0] += f.rounding_minor
+        taker_fee, maker_fee = f.taker_fee_minor, f.maker_fee_minor
+        if taker_fee:
+            bal = self._touch(rows, f.taker_account, f.taker_fee_asset)
+            bal[0] -= taker_fee
+            if f.taker_fee_from_hold:
+                bal[1] -= taker_fee
+            self._touch(rows, FEE_ACCOUNT, f.taker_fee_asset)[0] += taker_fee
+        if maker_fee:
+            bal = self._touch(rows, f.maker_account, f.maker_fee_asset)
+            bal[0] -= maker_fee
+            if f.maker_fee_from_hold:
+                bal[1] -= maker_fee
+            self._touch(rows, FEE_ACCOUNT, f.maker_fee_asset)[0] += maker_fee
+
+        # the ledger: one entry per account and asset, the balance after the whole fill
+        refid = ids.trade_id(f.pair, f.trade_no)
+        ts = f.ts_ns
+        b_fee_asset, b_fee = (f.taker_fee_asset, taker_fee) if taker_buys else (f.maker_fee_asset, maker_fee)
+        s_fee_asset, s_fee = (f.maker_fee_asset, maker_fee) if taker_buys else (f.taker_fee_asset, taker_fee)
+        ledger = rows.ledger
+        ledger.append((seq, index, 0, buyer, quote, "trade", "", refid, ts, -pays,
+                       b_fee if b_fee_asset == quote else 0, buyer_quote[0]))  # fmt: skip
+        ledger.append((seq, index, 1, buyer, base, "trade", "", refid, ts, base_minor,
+                       b_fee if b_fee_asset == base else 0, buyer_base[0]))  # fmt: skip
+        ledger.append((seq, index, 2, seller, base, "trade", "", refid, ts, -base_minor,
+                       s_fee if s_fee_asset == base else 0, seller_base[0]))  # fmt: skip
+        ledger.append((seq, index, 3, seller, quote, "trade", "", refid, ts, gets,
+                       s_fee if s_fee_asset == quote else 0, seller_quote[0]))  # fmt: skip
+        house: dict[int, int] = {quote: f.rounding_minor}
+        house[f.taker_fee_asset] = house.get(f.taker_fee_asset, 0) + taker_fee
+        house[f.maker_fee_asset] = house.get(f.maker_fee_asset, 0) + maker_fee
+        leg = 4
         for asset in sorted(house):
-            if house[asset]:
-                entries.append((FEE_ACCOUNT, asset, house[asset], 0))
-        for leg, (account, asset, amount, fee_minor) in enumerate(entries):
-            total = self._touch(rows, account, asset)[0]
-            rows.ledger.append(
-                (seq, index, leg, account, asset, "trade", "", refid, f.ts_ns, amount, fee_minor, total)
-            )
-        for account, order_no, side, maker, fee, from_hold in (
-            (f.taker_account, f.taker_order, f.taker_side, 0, (f.taker_fee_asset, f.taker_fee_minor),
-             f.taker_fee_from_hold),
-            (f.maker_account, f.maker_order, 1 - f.taker_side, 1, (f.maker_fee_asset, f.maker_fee_minor),
-             f.maker_fee_from_hold),
-        ):  # fmt: skip
-            cost = f.buyer_pays_minor if side == 0 else f.seller_gets_minor
-            hold_used = (f.buyer_pays_minor if side == 0 else f.base_minor) + (fee[1] if from_hold else 0)
-            rows.fills.append(
-                (f.pair, f.trade_no, account, order_no, side, f.price_ticks, f.volume_lots, cost,
-                 fee[0], fee[1], maker, f.ts_ns)
-            )  # fmt: skip
-            rows.order_fills.append((f.volume_lots, cost, fee[1], fee[0], hold_used, order_no))
+            amount = house[asset]
+            if amount:
+                total = self._touch(rows, FEE_ACCOUNT, asset)[0]
+                ledger.append((seq, index, leg, FEE_ACCOUNT, asset, "trade", "", refid, ts, amount, 0, total))
+                leg += 1
+
+        taker_cost = pays if taker_buys else gets
+        maker_cost = gets if taker_buys else pays
+        taker_used = (pays if taker_buys else base_minor) + (taker_fee if f.taker_fee_from_hold else 0)
+        maker_used = (base_minor if taker_buys else pays) + (maker_fee if f.maker_fee_from_hold else 0)
+        maker_side = 1 - f.taker_side
+        rows.fills.append((f.pair, f.trade_no, f.taker_account, f.taker_order, f.taker_side, f.price_ticks,
+                           f.volume_lots, taker_cost, f.taker_fee_asset, taker_fee, 0, ts))  # fmt: skip
+        rows.order_fills.append(
+            (f.volume_lots, taker_cost, taker_fee, f.taker_fee_asset, taker_used, f.taker_order)
+        )
+        rows.fills.append((f.pair, f.trade_no, f.maker_account, f.maker_order, maker_side, f.price_ticks,
+                           f.volume_lots, maker_cost, f.maker_fee_asset, maker_fee, 1, ts))  # fmt: skip
+        rows.order_fills.append(
+            (f.volume_lots, maker_cost, maker_fee, f.maker_fee_asset, maker_used, f.maker_order)
+        )
         rows.trades.append(
-            (f.pair, f.trade_no, f.price_ticks, f.volume_lots, f.taker_side, int(f.taker_market), f.ts_ns,
+            (f.pair, f.trade_no, f.price_ticks, f.volume_lots, f.taker_side, int(f.taker_market), ts,
              f.taker_order, f.maker_order)
         )  # fmt: skip
 

@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 import structlog
@@ -47,6 +48,17 @@ STOP_TIMEOUT_S = 10.0  # graceful shutdown: longest wait for the queue and the b
 STOP_POLL_S = 0.005
 
 BatchListener = Callable[[list[tuple[int, Command, list[Event]]]], None]
+
+
+class BatchWriter(Protocol):
+    """Commits batches somewhere other than the event loop's thread (adapters/sqlite_writer.py);
+    without one, the sequencer's writer thread runs ``store.write_batch``."""
+
+    def write(
+        self, loop: asyncio.AbstractEventLoop, record: BatchRecord
+    ) -> asyncio.Future[tuple[int, int]]: ...
+
+    def close(self) -> None: ...
 
 
 class Busy(Exception):
@@ -116,8 +128,10 @@ class Sequencer:
         snapshot_every_commands: int,
         next_seq: int,
         last_snapshot_seq: int,
+        batch_writer: BatchWriter | None = None,
     ) -> None:
         assert intake_queue_max > 0 and batch_commands_max > 0
+        self.batch_writer = batch_writer
         self.engine = engine
         self.store = store
         self.projector = projector
@@ -170,6 +184,8 @@ class Sequencer:
         elif not finished:
             log.error("shutdown_incomplete", queue_depth=self._queue.qsize(), seq=self.next_seq - 1)
         self._writer.shutdown(wait=True)
+        if self.batch_writer is not None:
+            self.batch_writer.close()
 
     def _busy(self) -> bool:
         return self._in_batch or self._inflight is not None or not self._queue.empty()
@@ -266,10 +282,15 @@ class Sequencer:
             apply_ns = time.perf_counter_ns() - apply_start
             if self._inflight is not None:
                 await self._finish(self._inflight)
+                self._inflight = None
                 if self.failed:
                     self._fail(items)
                     return
-            write = self._writer.run(asyncio.get_running_loop(), _timed_write, self.store, record)
+            loop = asyncio.get_running_loop()
+            if self.batch_writer is not None:
+                write = self.batch_writer.write(loop, record)
+            else:
+                write = self._writer.run(loop, _timed_write, self.store, record)
             self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
             due = record.snapshot_due
             if due and not self.snapshots.start(self.engine, due, write):
@@ -310,6 +331,7 @@ class Sequencer:
         self._in_batch = not self._queue.empty()
 
     def _fail(self, items: list[_Item]) -> None:
+        self._in_batch = False  # the loop ends: nothing is in flight any more
         for item in items:
             if not item.future.done():
                 item.future.set_exception(Unavailable())

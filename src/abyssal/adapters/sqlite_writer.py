@@ -1,0 +1,294 @@
+"""The batch writer as a process of its own: the sequencer's commits without the event loop's GIL.
+
+A thread that writes SQLite shares the GIL with the event loop. Python's ``sqlite3`` lets the GIL
+go around each ``sqlite3_step`` and must take it back afterwards; while the loop thread runs
+Python, that takes up to the switch interval (5 ms), and mypyc-compiled code does not stop to
+hand it over at all. Measured with ``bench/gil_rows.py``: a thread inserting ledger rows made
+about 90,000 rows/s alone and about 500 rows/s beside a busy thread, so the writer thread got
+its work done mostly while the loop sat idle waiting for it, and a batch's apply and its commit
+ran one after the other instead of side by side (docs/architecture.md, "The batch writer").
+
+Here the main process sends each ``BatchRecord`` over a pipe, msgpack-encoded, to a child that owns
+its own connection and runs ``SqliteStore.write_batch``; the reply (the transaction's start and end,
+or the error) comes back on a second pipe, read by the event loop. The contract is the thread's:
+a batch is acknowledged only after the child answers that its transaction committed. If the child
+dies the pending write fails and the sequencer stops (fail-stop); a restart recovers from the log.
+The child dies with its parent (``PR_SET_PDEATHSIG``) and exits when its input closes.
+
+Run as ``python -m abyssal.adapters.sqlite_writer DB SYNCHRONOUS READ_FD WRITE_FD``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.runtime.projector import Rows
+
+_LEN = struct.Struct("<I")
+START_TIMEOUT_S = 30.0  # the child imports, opens the database and says it is ready
+STOP_TIMEOUT_S = 10.0  # the child finishes the batch it has and exits
+
+
+class WriterGone(RuntimeError):
+    """The writer process died or refused a batch: the sequencer stops (fail-stop)."""
+
+
+class BatchWire(msgspec.Struct, array_like=True):
+    """A ``BatchRecord`` on the pipe (Rows field by field; balances as rows)."""
+
+    first_seq: int
+    command_rows: list[tuple[int, int, int, bytes]]
+    event_rows: list[tuple[int, int, bytes]]
+    order_inserts: list[tuple[Any, ...]]
+    order_fills: list[tuple[int, int, int, int, int, int]]
+    order_closes: list[tuple[int, int, int, int]]
+    order_starts: list[tuple[int]]
+    order_amends: list[tuple[int, int, int, int, int, int]]
+    order_triggers: list[tuple[int, int, int]]
+    trades: list[tuple[Any, ...]]
+    fills: list[tuple[Any, ...]]
+    ledger: list[tuple[Any, ...]]
+    balances: list[tuple[int, int, int, int]]
+    withdraw_holds: list[tuple[str, int, int, int]]
+    withdraw_resolved: list[tuple[str]]
+    nonces: list[tuple[int, int]]
+    offsets: list[tuple[str, int]]
+    snapshot: tuple[int, str, bytes] | None
+
+
+class Reply(msgspec.Struct, array_like=True):
+    start_ns: int
+    end_ns: int
+    error: str = ""
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(BatchWire).decode
+_decode_reply = msgspec.msgpack.Decoder(Reply).decode
+
+
+def encode_batch(b: BatchRecord) -> bytes:
+    r = b.rows
+    return _encode(
+        BatchWire(
+            b.first_seq, b.command_rows, b.event_rows, r.order_inserts, r.order_fills, r.order_closes,
+            r.order_starts, r.order_amends, r.order_triggers, r.trades, r.fills, r.ledger,
+            [(k[0], k[1], v[0], v[1]) for k, v in r.balances.items()], r.withdraw_holds,
+            r.withdraw_resolved, list(b.nonces.items()), list(b.offsets.items()), b.snapshot,
+        )
+    )  # fmt: skip
+
+
+def decode_batch(data: bytes) -> BatchRecord:
+    w = _decode_batch(data)
+    rows = Rows(
+        w.order_inserts, w.order_fills, w.order_closes, w.order_starts, w.order_amends, w.order_triggers,
+        w.trades, w.fills, w.ledger, {(a, s): [t, h] for a, s, t, h in w.balances}, w.withdraw_holds,
+        w.withdraw_resolved,
+    )  # fmt: skip
+    nonces, offsets = dict(w.nonces), dict(w.offsets)
+    return BatchRecord(w.first_seq, w.command_rows, w.event_rows, rows, nonces, w.snapshot, 0, offsets)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class ProcessBatchWriter:
+    """The main side: ``write`` hands a batch to the child and returns a future for its commit."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._to_child = -1
+        self._from_child = -1
+        self._buffer = bytearray()
+        self._pending: list[asyncio.Future[tuple[int, int]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.gone: str = ""  # why the child can take no more batches
+
+    def start(self) -> None:
+        """Spawn the child and wait until it has opened the database (blocking)."""
+        batch_r, batch_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        try:
+            argv = [
+                sys.executable,
+                "-m",
+                __name__,
+                str(self.path),
+                self.synchronous,
+                str(batch_r),
+                str(reply_w),
+            ]
+            self._proc = subprocess.Popen(
+                argv,
+                pass_fds=(batch_r, reply_w),
+                env=env,
+            )
+        finally:
+            os.close(batch_r)
+            os.close(reply_w)
+        self._to_child, self._from_child = batch_w, reply_r
+        with contextlib.suppress(OSError):  # a bigger pipe: a batch goes in one write (Linux)
+            import fcntl
+
+            fcntl.fcntl(batch_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        ready = self._read_frame_blocking(START_TIMEOUT_S)
+        if ready is None or _decode_reply(ready).error:
+            self.close()
+            raise WriterGone(f"the batch writer did not start: {ready!r}")
+        os.set_blocking(reply_r, False)
+
+    def _read_frame_blocking(self, timeout_s: float) -> bytes | None:
+        import select
+
+        deadline = time.monotonic() + timeout_s
+        buf = bytearray()
+        while True:
+            if len(buf) >= _LEN.size and len(buf) >= _LEN.size + _LEN.unpack_from(buf)[0]:
+                return bytes(buf[_LEN.size : _LEN.size + _LEN.unpack_from(buf)[0]])
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_child], [], [], left)[0]:
+                return None
+            chunk = os.read(self._from_child, 65_536)
+            if not chunk:
+                return None
+            buf += chunk
+
+    def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
+        """Send one batch; the future resolves to the transaction's (start, end) ns, or fails."""
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+        if self.gone:
+            future.set_exception(WriterGone(self.gone))
+            return future
+        if self._loop is None:
+            self._loop = loop
+            loop.add_reader(self._from_child, self._readable)
+        data = encode_batch(record)  # an int beyond 64 bits raises here, before anything is sent
+        self._pending.append(future)
+        try:
+            _write_all(self._to_child, _LEN.pack(len(data)) + data)
+        except OSError as exc:  # the child is gone
+            self._fail(f"the batch writer is gone: {exc!r}")
+        return future
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self._from_child, 65_536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(f"the batch writer is gone: {exc!r}")
+            return
+        if not chunk:
+            code = self._proc.poll() if self._proc is not None else None
+            self._fail(f"the batch writer exited (code {code})")
+            return
+        self._buffer += chunk
+        while len(self._buffer) >= _LEN.size:
+            (size,) = _LEN.unpack_from(self._buffer)
+            if len(self._buffer) < _LEN.size + size:
+                break
+            reply = _decode_reply(bytes(self._buffer[_LEN.size : _LEN.size + size]))
+            del self._buffer[: _LEN.size + size]
+            future = self._pending.pop(0)
+            if future.done():
+                continue
+            if reply.error:  # the child stops after a refused batch
+                self.gone = self.gone or reply.error
+                future.set_exception(WriterGone(reply.error))
+            else:
+                future.set_result((reply.start_ns, reply.end_ns))
+
+    def _fail(self, why: str) -> None:
+        self.gone = self.gone or why
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._from_child)
+        pending, self._pending = self._pending, []
+        for future in pending:
+            if not future.done():
+                future.set_exception(WriterGone(self.gone))
+
+    def close(self) -> None:
+        """Close the child's input (it finishes what it has, then exits) and wait for it."""
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._from_child)
+        for fd in (self._to_child, self._from_child):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._to_child = self._from_child = -1
+        self.gone = self.gone or "the batch writer is closed"
+        if self._proc is not None:
+            try:
+                self._proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._fail(self.gone)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed exchange leaves no writer)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _reply(fd: int, reply: Reply) -> None:
+    data = _encode(reply)
+    _write_all(fd, _LEN.pack(len(data)) + data)
+
+
+def main(argv: list[str]) -> int:
+    path, synchronous, read_fd, write_fd = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return 1
+    try:
+        store = SqliteStore(path, synchronous=synchronous)
+    except Exception as exc:
+        _reply(write_fd, Reply(0, 0, f"open failed: {exc!r}"))
+        return 1
+    _reply(write_fd, Reply(0, 0))
+    source = os.fdopen(read_fd, "rb", buffering=1 << 20)
+    while len(head := source.read(_LEN.size)) == _LEN.size:
+        data = source.read(_LEN.unpack(head)[0])
+        start_ns = time.time_ns()
+        try:
+            store.write_batch(decode_batch(data))
+        except Exception as exc:  # the parent fails the batch and stops; so do we
+            _reply(write_fd, Reply(start_ns, time.time_ns(), repr(exc)))
+            return 1
+        _reply(write_fd, Reply(start_ns, time.time_ns()))
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

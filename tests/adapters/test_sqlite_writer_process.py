@@ -1,0 +1,233 @@
+"""The batch writer process (adapters/sqlite_writer.py): the same rows as an in-process commit, and
+a writer that dies or refuses a batch stops the sequencer instead of losing an acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from tests.runtime.test_projector_holds import INSTRUMENTS, events_of_a_busy_book
+
+from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.adapters.sqlite_writer import ProcessBatchWriter, decode_batch, encode_batch
+from abyssal.config import load_config
+from abyssal.core.messages import EVENT_SCHEMA_VERSION, Deposit, Deposited, Event, events_encoder
+from abyssal.runtime.projector import Projector, Rows
+from abyssal.runtime.recovery import recover, verify_from_genesis
+from abyssal.runtime.sequencer import Sequencer, Unavailable
+
+INS = load_config(None).instruments
+USD = INS.asset("ZUSD")
+assert USD is not None
+TABLES = ("commands", "events", "orders", "trades", "fills", "ledger", "balances", "projection_offsets")
+BATCH = 40
+TIMEOUT_S = 20.0
+
+
+def _records(events: list[list[Event]]) -> list[BatchRecord]:
+    """A busy book's events as the sequencer's batch records (commands stand in as opaque bytes)."""
+    projector = Projector(INSTRUMENTS, {})
+    out = []
+    for first in range(0, len(events), BATCH):
+        rows = Rows()
+        commands: list[tuple[int, int, int, bytes]] = []
+        logged: list[tuple[int, int, bytes]] = []
+        for seq, batch_events in enumerate(events[first : first + BATCH], start=first + 1):
+            projector.project(seq, batch_events, rows)
+            commands.append((seq, 1_000 + seq, 1, f"command {seq}".encode()))
+            logged.append((seq, EVENT_SCHEMA_VERSION, events_encoder.encode(batch_events)))
+        out.append(BatchRecord(first + 1, commands, logged, rows, {}, None, 0, {"relay": first + BATCH}))
+    return out
+
+
+def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(db)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    finally:
+        conn.close()
+
+
+def test_a_batch_survives_the_pipe_field_by_field() -> None:
+    for record in _records(events_of_a_busy_book(300, seed=11)):
+        assert decode_batch(encode_batch(record)) == record
+
+
+def test_the_writer_process_leaves_exactly_the_rows_an_in_process_commit_leaves(tmp_path: Path) -> None:
+    records = _records(events_of_a_busy_book(400, seed=3))
+    assert sum(len(r.rows.ledger) for r in records) > 100 and any(r.rows.order_closes for r in records)
+    local = SqliteStore(tmp_path / "local.db")
+    for record in records:
+        local.write_batch(record)
+    local.close()
+
+    SqliteStore(tmp_path / "child.db").close()  # migrated, as the exchange does before starting it
+
+    async def main() -> None:
+        writer = ProcessBatchWriter(tmp_path / "child.db")
+        writer.start()
+        loop = asyncio.get_running_loop()
+        for record in records:  # one in flight at a time, as the sequencer hands them over
+            start_ns, end_ns = await asyncio.wait_for(writer.write(loop, record), TIMEOUT_S)
+            assert 0 < start_ns <= end_ns
+        writer.close()
+
+    asyncio.run(main())
+    assert _dump(tmp_path / "child.db") == _dump(tmp_path / "local.db")
+
+
+def _wire(db: Path, writer: ProcessBatchWriter) -> Sequencer:
+    store = SqliteStore(db)
+    recovered = recover(store, INS)
+    writer.start()
+    return Sequencer(
+        recovered.engine,
+        store,
+        Projector(INS, store.load_balances()),
+        intake_queue_max=100,
+        batch_commands_max=8,
+        snapshot_every_commands=0,
+        next_seq=recovered.next_seq,
+        last_snapshot_seq=recovered.last_snapshot_seq,
+        batch_writer=writer,
+    )
+
+
+def _deposit(account: int, amount: int, ref: str) -> Deposit:
+    assert USD is not None
+    return Deposit(ts_ns=0, account=account, asset=USD.index, amount_minor=amount, ref=ref)
+
+
+def test_a_killed_writer_stops_the_sequencer_and_what_it_acknowledged_is_in_the_log(tmp_path: Path) -> None:
+    writer = ProcessBatchWriter(tmp_path / "db")
+
+    async def main() -> tuple[list[object], list[object], Sequencer]:
+        seq = _wire(tmp_path / "db", writer)
+        seq.start()
+        acked = [
+            await asyncio.wait_for(seq.execute(_deposit(1, 100 + i, f"a{i}")), TIMEOUT_S) for i in range(5)
+        ]
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGKILL)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(seq.submit(_deposit(1, 1, f"b{i}")) for i in range(20)), return_exceptions=True),
+            TIMEOUT_S,
+        )
+        with pytest.raises(Unavailable):
+            seq.submit(_deposit(1, 1, "after"))
+        await seq.stop(snapshot=False)
+        return list(acked), list(outcomes), seq
+
+    acked, outcomes, seq = asyncio.run(main())
+    assert all(isinstance(events[0], Deposited) for events in acked)  # type: ignore[index]
+    assert seq.failed
+    assert outcomes and all(isinstance(o, Unavailable) for o in outcomes)
+    store = SqliteStore(tmp_path / "db")
+    assert store.last_seq() >= 5  # every acknowledged deposit is durable
+    verify_from_genesis(store, INS)  # and the log replays
+    total = store.conn().execute("SELECT total FROM balances WHERE account = 1").fetchone()[0]
+    assert total >= sum(100 + i for i in range(5))
+
+
+def test_a_batch_the_writer_refuses_fails_its_callers_and_stops_the_sequencer(tmp_path: Path) -> None:
+    """A commit the database refuses in the child (here the schema's balance check, after the
+    stored balance was changed behind the exchange's back) is a storage fault, as in a thread."""
+    writer = ProcessBatchWriter(tmp_path / "db")
+
+    async def main() -> tuple[object, Sequencer]:
+        seq = _wire(tmp_path / "db", writer)
+        seq.start()
+        await asyncio.wait_for(seq.execute(_deposit(1, 100, "a")), TIMEOUT_S)
+        seq.projector.balances[(1, USD.index)][1] = 10**9  # held beyond total: CHECK fails
+        outcome = await asyncio.wait_for(
+            asyncio.gather(seq.submit(_deposit(1, 5, "b")), return_exceptions=True), TIMEOUT_S
+        )
+        await seq.stop(snapshot=False)
+        return outcome[0], seq
+
+    assert USD is not None
+    outcome, seq = asyncio.run(main())
+    assert isinstance(outcome, Unavailable) and seq.failed
+    assert "CHECK constraint failed" in writer.gone
+    assert SqliteStore(tmp_path / "db").last_seq() == 1  # the refused batch left nothing
+
+
+def test_the_writer_process_dies_with_the_exchange(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    SqliteStore(db).close()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from abyssal.adapters.sqlite_writer import ProcessBatchWriter
+            w = ProcessBatchWriter(Path({str(db)!r}))
+            w.start()
+            print(w.pid, flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+    )  # fmt: skip
+    assert parent.stdout is not None
+    with parent.stdout:
+        child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as stat:  # reaped by init or still a zombie: gone as well
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"writer process {child} outlived its parent")
+
+
+def test_writers_in_two_processes_queue_on_the_lock_instead_of_failing_busy(tmp_path: Path) -> None:
+    """Two stores on one database (as the exchange and its writer process are): the second writer
+    waits for the first, even with SQLite's busy handler off."""
+    first, second = SqliteStore(tmp_path / "db"), SqliteStore(tmp_path / "db")
+    holding, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def hold() -> None:
+        with first.transaction() as c:
+            c.execute("INSERT INTO accounts (name, created_ns) VALUES ('first', 1)")
+            holding.set()
+            release.wait(TIMEOUT_S)
+
+    def wait_then_write() -> None:
+        second.conn().execute("PRAGMA busy_timeout=0")
+        try:
+            with second.transaction() as c:
+                c.execute("INSERT INTO accounts (name, created_ns) VALUES ('second', 2)")
+            results.append("ok")
+        except Exception as exc:
+            results.append(exc)
+
+    a = threading.Thread(target=hold)
+    a.start()
+    assert holding.wait(TIMEOUT_S)
+    b = threading.Thread(target=wait_then_write)
+    b.start()
+    b.join(0.3)
+    assert b.is_alive() and results == []
+    release.set()
+    a.join(TIMEOUT_S)
+    b.join(TIMEOUT_S)
+    assert results == ["ok"]
+    names = [r[0] for r in first.conn().execute("SELECT name FROM accounts ORDER BY id")]
+    assert names == ["first", "second"]
