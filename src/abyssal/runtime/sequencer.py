@@ -17,7 +17,6 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import msgspec
 import structlog
@@ -39,7 +38,7 @@ from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
 from abyssal.runtime.snapshot_fork import BackgroundSnapshots
 from abyssal.runtime.telemetry import observe_batch
-from abyssal.runtime.writer_thread import WriterThread
+from abyssal.runtime.writer_thread import BatchWriter, ThreadBatchWriter, WriterThread
 
 log = structlog.get_logger("abyssal.sequencer")
 
@@ -48,17 +47,6 @@ STOP_TIMEOUT_S = 10.0  # graceful shutdown: longest wait for the queue and the b
 STOP_POLL_S = 0.005
 
 BatchListener = Callable[[list[tuple[int, Command, list[Event]]]], None]
-
-
-class BatchWriter(Protocol):
-    """Commits batches somewhere other than the event loop's thread (adapters/sqlite_writer.py);
-    without one, the sequencer's writer thread runs ``store.write_batch``."""
-
-    def write(
-        self, loop: asyncio.AbstractEventLoop, record: BatchRecord
-    ) -> asyncio.Future[tuple[int, int]]: ...
-
-    def close(self) -> None: ...
 
 
 class Busy(Exception):
@@ -99,13 +87,6 @@ class _Item:
         self.trace = trace  # the submitting request's trace: its id goes into the command's log record
 
 
-def _timed_write(store: Store, record: BatchRecord) -> tuple[int, int]:
-    """Commit one batch (in the writer thread); returns the transaction's start and end, ns since epoch."""
-    start_ns = time.time_ns()
-    store.write_batch(record)
-    return start_ns, time.time_ns()
-
-
 @dataclass(slots=True)
 class _Inflight:
     items: list[_Item]
@@ -131,7 +112,6 @@ class Sequencer:
         batch_writer: BatchWriter | None = None,
     ) -> None:
         assert intake_queue_max > 0 and batch_commands_max > 0
-        self.batch_writer = batch_writer
         self.engine = engine
         self.store = store
         self.projector = projector
@@ -150,6 +130,7 @@ class Sequencer:
         self.listeners: list[BatchListener] = []
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=intake_queue_max)
         self._writer = WriterThread("abyssal-writer")
+        self.batch_writer = batch_writer or ThreadBatchWriter(store, self._writer)
         self.snapshots = BackgroundSnapshots(store.write_snapshot, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
@@ -184,8 +165,7 @@ class Sequencer:
         elif not finished:
             log.error("shutdown_incomplete", queue_depth=self._queue.qsize(), seq=self.next_seq - 1)
         self._writer.shutdown(wait=True)
-        if self.batch_writer is not None:
-            self.batch_writer.close()
+        self.batch_writer.close()
 
     def _busy(self) -> bool:
         return self._in_batch or self._inflight is not None or not self._queue.empty()
@@ -246,7 +226,8 @@ class Sequencer:
                     self.submit(Tick(ts_ns=time.time_ns()))
 
     async def _run(self) -> None:
-        """Apply batch N+1 while batch N commits (one batch in flight), acknowledge in order.
+        """Apply batch N+1 while batch N commits (one batch in flight); once N is durable, hand N+1
+        to the writer, then acknowledge N.
 
         Where a snapshot is due, a forked child serialises the engine as it is at this batch's end
         (runtime/snapshot_fork.py) and the loop goes on. Without fork, the batch that carries the
@@ -280,18 +261,17 @@ class Sequencer:
                 self._in_batch = not self._queue.empty()
                 continue
             apply_ns = time.perf_counter_ns() - apply_start
-            if self._inflight is not None:
-                await self._finish(self._inflight)
+            committed, window = self._inflight, None
+            if committed is not None:
+                window = await self._committed(committed)
                 self._inflight = None
-                if self.failed:
+                if window is None:
                     self._fail(items)
                     return
-            loop = asyncio.get_running_loop()
-            if self.batch_writer is not None:
-                write = self.batch_writer.write(loop, record)
-            else:
-                write = self._writer.run(loop, _timed_write, self.store, record)
+            write = self.batch_writer.write(asyncio.get_running_loop(), record)
             self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
+            if committed is not None and window is not None:  # handed over first: the writer never idles
+                self._acknowledge(committed, window)
             due = record.snapshot_due
             if due and not self.snapshots.start(self.engine, due, write):
                 await self._finish(self._inflight)  # inline: the engine must not change meanwhile
@@ -305,13 +285,21 @@ class Sequencer:
 
     async def _finish(self, b: _Inflight) -> None:
         """Wait for a batch's commit, then acknowledge it and tell the listeners."""
+        commit_window = await self._committed(b)
+        if commit_window is not None:
+            self._acknowledge(b, commit_window)
+
+    async def _committed(self, b: _Inflight) -> tuple[int, int] | None:
+        """Wait for a batch's commit: its window, or None after a storage fault (fail-stop)."""
         try:
-            commit_window = await b.write
-        except Exception as exc:  # storage fault: fail-stop
+            return await b.write
+        except Exception as exc:
             self.failed = True
             log.error("batch_commit_failed", error=repr(exc), first_seq=b.record.first_seq)
             self._fail(b.items)
-            return
+            return None
+
+    def _acknowledge(self, b: _Inflight, commit_window: tuple[int, int]) -> None:
         self.batches_committed += 1
         self.commands_committed += len(b.items)
         self.committed_seq = b.results[-1][0]

@@ -16,8 +16,13 @@ import contextlib
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from abyssal.adapters.sqlite import BatchRecord
+    from abyssal.adapters.store import Store
 
 T = TypeVar("T")
 AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
@@ -86,3 +91,35 @@ class WriterThread(concurrent.futures.Executor):
                 error = exc
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, future, result, error)
+
+
+class BatchWriter(Protocol):
+    """Where the sequencer's batches commit: ``write`` returns a future for the transaction's
+    (start, end) ns, resolved on ``loop`` once the batch is durable."""
+
+    def write(
+        self, loop: asyncio.AbstractEventLoop, record: BatchRecord
+    ) -> asyncio.Future[tuple[int, int]]: ...
+
+    def close(self) -> None: ...
+
+
+def _timed_write(store: Store, record: BatchRecord) -> tuple[int, int]:
+    start_ns = time.time_ns()
+    store.write_batch(record)
+    return start_ns, time.time_ns()
+
+
+class ThreadBatchWriter:
+    """``store.write_batch`` in the writer thread (PostgreSQL; SQLite with ``batch_writer = "thread"``;
+    the other is adapters/sqlite_writer.py, a process of its own)."""
+
+    def __init__(self, store: Store, thread: WriterThread) -> None:
+        self.store = store
+        self.thread = thread
+
+    def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
+        return self.thread.run(loop, _timed_write, self.store, record)
+
+    def close(self) -> None:
+        """Nothing of its own: the thread belongs to the sequencer, which shuts it down."""

@@ -1,0 +1,81 @@
+"""The sequencer's pipeline: batch N+1 is applied while N commits, handed to the writer only once N is
+durable (one batch in flight), and nobody hears of a batch before its commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.config import load_config
+from abyssal.core.messages import Deposit, Deposited
+from abyssal.runtime.projector import Projector
+from abyssal.runtime.recovery import recover
+from abyssal.runtime.sequencer import Sequencer
+
+INS = load_config(None).instruments
+USD = INS.asset("ZUSD")
+assert USD is not None
+TIMEOUT_S = 10.0
+
+
+class ManualWriter:
+    """A batch writer whose commits the test completes by hand, one at a time."""
+
+    def __init__(self) -> None:
+        self.handed: list[BatchRecord] = []
+        self.commits: list[asyncio.Future[tuple[int, int]]] = []
+
+    def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
+        assert all(f.done() for f in self.commits), "a batch was handed over while another was in flight"
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+        self.handed.append(record)
+        self.commits.append(future)
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("timed out")
+
+
+def test_the_next_batch_waits_for_the_commit_before_it_and_acks_wait_for_their_own(tmp_path: Path) -> None:
+    writer = ManualWriter()
+
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "db")
+        recovered = recover(store, INS)
+        seq = Sequencer(
+            recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
+            snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
+        )  # fmt: skip
+        seq.start()
+        assert USD is not None
+        futures = [
+            seq.submit(Deposit(ts_ns=0, account=1, asset=USD.index, amount_minor=5, ref=f"d{i}"))
+            for i in range(4)
+        ]  # two batches of two
+        first, second = futures[:2], futures[2:]
+        await _until(lambda: seq.next_seq == 5)  # batch 2 is applied while batch 1 commits ...
+        await asyncio.sleep(0.01)
+        assert len(writer.handed) == 1  # ... but not handed over
+        assert not any(f.done() for f in first + second)  # and nobody has heard of either
+        writer.commits[0].set_result((1, 2))
+        await _until(lambda: len(writer.handed) == 2)
+        await asyncio.wait_for(asyncio.gather(*first), TIMEOUT_S)
+        assert not any(f.done() for f in second)
+        assert [r.first_seq for r in writer.handed] == [1, 3]
+        writer.commits[1].set_result((3, 4))
+        events = await asyncio.wait_for(asyncio.gather(*second), TIMEOUT_S)
+        assert all(isinstance(e[0], Deposited) for e in events)
+        assert seq.committed_seq == 4 and not seq.failed
+        await seq.stop(snapshot=False)
+
+    asyncio.run(main())
