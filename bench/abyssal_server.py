@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import process_cpu_s
+from machine import server_cpu_s
 
 SERVER_CPUS = "0"  # taskset lists; --server-cpus/--client-cpus override them
 ADMIN_TOKEN = "bench-admin-token"
@@ -82,7 +82,7 @@ class Server:
     def cpu_s(self) -> float:
         """User + system CPU of the server process so far (all its threads)."""
         assert self.proc is not None
-        return process_cpu_s(self.proc.pid)
+        return server_cpu_s(self.proc.pid)
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

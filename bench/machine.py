@@ -79,19 +79,22 @@ def rss_bytes(pid: int) -> int:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU of a process so far: all its threads, and its child processes (the batch
-    writer, adapters/sqlite_writer.py; a forked snapshot once it has been waited for)."""
+    """User + system CPU of a process so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    own = ticks / os.sysconf("SC_CLK_TCK")
-    children: list[int] = []
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(pid: int) -> float:
+    """``process_cpu_s`` of an ``abyssal serve`` and of its live child processes (the batch writer,
+    adapters/sqlite_writer.py), plus its children that have exited and been waited for (forked
+    snapshots)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            children += [int(c) for c in (task / "children").read_text().split()]
-    for child in children:
-        with contextlib.suppress(OSError):  # it may exit meanwhile
-            own += process_cpu_s(child)
-    return own
+        with contextlib.suppress(OSError):  # a thread or a child may end meanwhile
+            for child in (task / "children").read_text().split():
+                total += server_cpu_s(int(child))
+    return total
 
 
 def children_cpu_s() -> float:

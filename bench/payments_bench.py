@@ -45,7 +45,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from machine import cpu_model, process_cpu_s
+from machine import cpu_model, server_cpu_s
 from percentile import percentile
 from tests.harness import Server
 
@@ -140,12 +140,12 @@ def _http(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
             server.account(f"t{i}")
             tokens.append(server.admin("POST", "/admin/payments/tokens", {"account": f"t{i}"})["token"])
         assert server.proc is not None
-        cpu0 = process_cpu_s(server.proc.pid)
+        cpu0 = server_cpu_s(server.proc.pid)
         t0 = time.perf_counter()
         lat, done, failures = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, []))
         capture_s = time.perf_counter() - t0
         time.sleep(1.0)  # the relay and consumer finish the captures' events
-        cpu_ms = (process_cpu_s(server.proc.pid) - cpu0) * 1000 / max(1, len(done))
+        cpu_ms = (server_cpu_s(server.proc.pid) - cpu0) * 1000 / max(1, len(done))
         print(f"server CPU per capture (incl. its relay/consumer work): {cpu_ms:.2f} ms")
         t0 = time.perf_counter()
         rlat, replayed, rfail = asyncio.run(_drive(server.url, tokens, args.seconds, args.connections, done))

@@ -27,6 +27,7 @@ from abyssal.core.instruments import Instruments
 from abyssal.core.messages import (
     COMMAND_SCHEMA_VERSION,
     EVENT_SCHEMA_VERSION,
+    AmendOrder,
     Command,
     Deposit,
     OrderType,
@@ -142,6 +143,38 @@ def test_same_batches_leave_identical_tables_and_recover_to_the_same_state(
     assert r_pg.next_seq == r_lite.next_seq and r_pg.last_snapshot_seq == r_lite.last_snapshot_seq > 0
     assert state_hash(r_pg.engine) == state_hash(r_lite.engine)
     assert verify_from_genesis(pg_store, instruments) == verify_from_genesis(lite, instruments)
+    lite.close()
+
+
+def test_an_amend_that_crosses_the_book_commits_as_in_sqlite(pg_store: PostgresStore, tmp_path: Path) -> None:
+    """An amend that raises a buy through the best ask: the amend (more hold) then a fill that spends
+    it, in one batch. Both stores apply amends before fills, so the row's hold never dips below 0."""
+    instruments = load_config(None).instruments
+    pair = instruments.pair("XBTUSD")
+    assert pair is not None
+    cmds: list[Command] = list(commands(instruments, 0))  # the deposits
+
+    def limit(account: int, side: int, price: int) -> PlaceOrder:
+        return PlaceOrder(
+            ts_ns=0, account=account, pair=pair.index, side=side, ordertype=int(OrderType.limit),
+            volume_lots=1_000_000, price_ticks=price, price_text=f"{price // 10}.{price % 10}",
+        )  # fmt: skip
+
+    cmds += [limit(2, 1, 300_010), limit(1, 0, 299_900)]
+    buy_no = 2  # order numbers count from 1
+    cmds.append(AmendOrder(ts_ns=0, account=1, order_no=buy_no, cl_ord_id="", order_qty_lots=-1,
+                           display_lots=-1, limit_price_ticks=300_010, trigger_price_ticks=-1,
+                           post_only=False))  # fmt: skip
+    lite = SqliteStore(tmp_path / "abyssal.db")
+    for record in batches(instruments, cmds, size=len(cmds), snapshot_every=10**9):
+        lite.write_batch(record)
+        pg_store.write_batch(record)
+    expected, got = dump(lite), dump(pg_store)
+    assert len(expected["trades"]) == 1
+    assert [(r[0], r[5]) for r in expected["orders"]] == [(1, 2), (2, 2)]  # both filled
+    for table in TABLES:
+        assert got[table] == expected[table], table
+    assert sqlite_reads.audit(pg_store) == [] and sqlite_reads.audit(lite) == []
     lite.close()
 
 

@@ -116,12 +116,7 @@ def row_statements(r: Rows) -> list[Statement]:
             "triggered_ticks = %s WHERE order_no = %s",
             [(lim, lim, px, no) for lim, px, no in r.order_triggers], True,
         ))  # fmt: skip
-    if r.order_fills:
-        out.append((
-            "UPDATE orders SET filled_lots = filled_lots + %s, cost_minor = cost_minor + %s, "
-            "fee_minor = fee_minor + %s, fee_asset = %s, hold_minor = hold_minor - %s WHERE order_no = %s",
-            r.order_fills, True,
-        ))  # fmt: skip
+    # amends before fills (sqlite.write_rows says why)
     if r.order_amends:
         out.append((
             "UPDATE orders SET volume_lots = %s, display_lots = %s, "
@@ -129,6 +124,12 @@ def row_statements(r: Rows) -> list[Statement]:
             "price2_ticks = CASE WHEN %s > 0 AND stop_ticks > 0 THEN %s ELSE price2_ticks END, "
             "stop_ticks = %s, hold_minor = hold_minor + %s, amended = 1 WHERE order_no = %s",
             [(v, d, p, p, p, p, s, h, no) for v, d, p, s, h, no in r.order_amends], True,
+        ))  # fmt: skip
+    if r.order_fills:
+        out.append((
+            "UPDATE orders SET filled_lots = filled_lots + %s, cost_minor = cost_minor + %s, "
+            "fee_minor = fee_minor + %s, fee_asset = %s, hold_minor = hold_minor - %s WHERE order_no = %s",
+            r.order_fills, True,
         ))  # fmt: skip
     if r.order_closes:
         out.append((

@@ -202,14 +202,73 @@ class SqliteStore:
         return {(int(a), int(s)): [int(t), int(h)] for a, s, t, h in rows}
 
 
+OrderRows = tuple[
+    list[tuple[object, ...]], list[tuple[int, ...]], list[tuple[int, ...]], list[tuple[int, int, int, int]]
+]
+
+
+def coalesce_orders(r: Rows) -> OrderRows:
+    """The batch's order writes with one row write per order where the result is the same.
+
+    An order inserted in this batch is inserted as the batch leaves it (its fills added, its
+    close applied: a marketable IOC order is one INSERT, not an INSERT, an UPDATE per fill and
+    one more for the close); an order filled several times gets one UPDATE with the sums (the
+    last fill's fee asset), and one that also closes gets one UPDATE for both. An order that is
+    started, triggered or amended in the batch keeps a statement per change, in order.
+    Returns (inserts, fills, fills with their close, closes).
+    """
+    special = {row[0] for row in r.order_starts}
+    special.update(row[2] for row in r.order_triggers)
+    special.update(row[5] for row in r.order_amends)
+    fills: dict[int, list[int]] = {}
+    for lots, cost, fee, fee_asset, used, no in r.order_fills:
+        acc = fills.get(no)
+        if acc is None:
+            fills[no] = [lots, cost, fee, fee_asset, used]
+        else:
+            acc[0] += lots
+            acc[1] += cost
+            acc[2] += fee
+            acc[3] = fee_asset
+            acc[4] += used
+    closes = {row[3]: row for row in r.order_closes}  # an order closes once
+    inserts: list[tuple[object, ...]] = []
+    for row in r.order_inserts:
+        order_no = row[0]
+        assert isinstance(order_no, int) and isinstance(row[21], int)
+        status: object = row[5]
+        hold: int = row[21]
+        filled = [0, 0, 0, -1]  # lots, cost, fee, fee asset: the columns' defaults
+        reason: int | None = None
+        closed_ns = 0
+        if order_no not in special:
+            f = fills.pop(order_no, None)
+            if f is not None:
+                filled, hold = f[:4], hold - f[4]
+            closing = closes.pop(order_no, None)
+            if closing is not None:
+                status, reason, closed_ns, hold = closing[0], closing[1], closing[2], 0
+        inserts.append((*row[:5], status, *row[6:21], hold, *filled, reason, closed_ns))
+    fill_rows: list[tuple[int, ...]] = []
+    fill_closes: list[tuple[int, ...]] = []
+    for no, f in fills.items():
+        closing = None if no in special else closes.pop(no, None)
+        if closing is None:
+            fill_rows.append((f[0], f[1], f[2], f[3], f[4], no))
+        else:
+            fill_closes.append((f[0], f[1], f[2], f[3], closing[0], closing[1], closing[2], no))
+    return inserts, fill_rows, fill_closes, list(closes.values())
+
+
 def write_rows(c: sqlite3.Connection, r: Rows) -> None:
     """The read-model rows of one batch, in the order that keeps each statement valid."""
+    inserts, fills, fill_closes, closes = coalesce_orders(r)
     c.executemany(
         "INSERT OR IGNORE INTO orders (order_no, account, pair, side, ordertype, status, volume_lots, "
         "display_lots, limit_ticks, stop_ticks, price2_ticks, flags, tif, start_ns, expire_ns, userref, "
-        "cl_ord_id, opened_ns, price_text, price2_text, hold_asset, hold_minor) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        r.order_inserts,
+        "cl_ord_id, opened_ns, price_text, price2_text, hold_asset, hold_minor, filled_lots, cost_minor, "
+        "fee_minor, fee_asset, reason, closed_ns) VALUES (" + ",".join("?" * 28) + ")",
+        inserts,
     )
     c.executemany("UPDATE orders SET status = 1 WHERE order_no = ?", r.order_starts)
     c.executemany(
@@ -217,11 +276,9 @@ def write_rows(c: sqlite3.Connection, r: Rows) -> None:
         "triggered_ticks = ? WHERE order_no = ?",
         [(lim, lim, px, no) for lim, px, no in r.order_triggers],
     )
-    c.executemany(
-        "UPDATE orders SET filled_lots = filled_lots + ?, cost_minor = cost_minor + ?, "
-        "fee_minor = fee_minor + ?, fee_asset = ?, hold_minor = hold_minor - ? WHERE order_no = ?",
-        r.order_fills,
-    )
+    # amends before fills: an amend that raises a buy's price can cross the book, and its fill
+    # then spends the hold the amend added (hold arithmetic is additive, so this order never
+    # takes hold_minor below zero, where fills first would for that order)
     c.executemany(
         "UPDATE orders SET volume_lots = ?, display_lots = ?, "
         "limit_ticks = CASE WHEN ? > 0 AND stop_ticks = 0 THEN ? ELSE limit_ticks END, "
@@ -230,8 +287,19 @@ def write_rows(c: sqlite3.Connection, r: Rows) -> None:
         [(v, d, p, p, p, p, s, h, no) for v, d, p, s, h, no in r.order_amends],
     )
     c.executemany(
+        "UPDATE orders SET filled_lots = filled_lots + ?, cost_minor = cost_minor + ?, "
+        "fee_minor = fee_minor + ?, fee_asset = ?, hold_minor = hold_minor - ? WHERE order_no = ?",
+        fills,
+    )
+    c.executemany(
+        "UPDATE orders SET filled_lots = filled_lots + ?, cost_minor = cost_minor + ?, "
+        "fee_minor = fee_minor + ?, fee_asset = ?, status = ?, reason = ?, closed_ns = ?, hold_minor = 0 "
+        "WHERE order_no = ?",
+        fill_closes,
+    )
+    c.executemany(
         "UPDATE orders SET status = ?, reason = ?, closed_ns = ?, hold_minor = 0 WHERE order_no = ?",
-        r.order_closes,
+        closes,
     )
     c.executemany("INSERT OR IGNORE INTO trades VALUES (?,?,?,?,?,?,?,?,?)", r.trades)
     c.executemany("INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", r.fills)
