@@ -1,6 +1,7 @@
 """SQLite (WAL) system of record: command and event logs, snapshots and read models.
 
-One writer connection, used only by the writer thread, commits a whole batch (commands,
+One writer connection (the batch writer's: a child process, adapters/sqlite_writer.py, or the
+sequencer's writer thread) commits a whole batch (commands,
 events, projected rows, nonces, optional snapshot) in one transaction: a command is
 durable exactly when its batch commits. Readers use their own connections per thread. The
 ``events`` rows are also the outbox of engine events (adapters/event_log_outbox.py).

@@ -4,7 +4,7 @@ A thread that writes SQLite shares the GIL with the event loop. Python's ``sqlit
 go around each ``sqlite3_step`` and must take it back afterwards; while the loop thread runs
 Python, that takes up to the switch interval (5 ms), and mypyc-compiled code does not stop to
 hand it over at all. Measured with ``bench/gil_rows.py``: a thread inserting ledger rows made
-about 90,000 rows/s alone and about 500 rows/s beside a busy thread, so the writer thread got
+about 265,000 rows/s alone and about 3,300 rows/s beside a busy thread, so the writer thread got
 its work done mostly while the loop sat idle waiting for it, and a batch's apply and its commit
 ran one after the other instead of side by side (docs/architecture.md, "The batch writer").
 

@@ -2,8 +2,9 @@
 
 Commands queue in a bounded intake (full -> the caller answers ``EService:Busy`` at once).
 The loop takes whatever is queued, up to ``batch_commands_max``, stamps sequence numbers and
-monotonic times, applies them to the engine, projects the events, and hands the batch to a
-single writer thread that commits it in one transaction. Only then are the callers answered.
+monotonic times, applies them to the engine, projects the events, and hands the batch to its
+batch writer (for SQLite a child process, adapters/sqlite_writer.py; else the writer thread),
+which commits it in one transaction. Only then are the callers answered.
 If a commit fails the engine is ahead of the log, so the sequencer stops taking commands
 (fail-stop); a restart rebuilds the engine from the durable log. ``stop`` is the graceful
 shutdown: intake closes, the queue and the batch in flight finish, a snapshot is written.

@@ -131,8 +131,8 @@ class BackgroundSnapshots:
     """At most one forked snapshot at a time, written through the writer once its batch is durable.
 
     ``write`` stores one snapshot and runs on ``writer``: the sequencer passes the store's
-    ``write_snapshot`` and its single writer thread (so the snapshot's transaction queues behind the
-    batch that reached its seq), a scaled-out engine node its own database thread.
+    ``write_snapshot`` and its writer thread (started once the batch that reached its seq is durable,
+    whichever batch writer committed it), a scaled-out engine node its own database thread.
     """
 
     def __init__(self, write: Callable[[int, str, bytes], None], writer: Executor) -> None:
