@@ -1,15 +1,22 @@
-"""Writers of one process queue on a lock instead of meeting SQLITE_BUSY."""
+"""Writers queue on a lock instead of meeting SQLITE_BUSY: threads of one process on a mutex, and
+stores of different processes (the exchange and its batch writer process) on an flock."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
+import pytest
+
 from abyssal.adapters.sqlite import SqliteStore
 
 
-def test_a_second_writer_thread_waits_for_the_first_instead_of_failing_busy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stores", ["one store", "two stores"])
+def test_a_second_writer_waits_for_the_first_instead_of_failing_busy(tmp_path: Path, stores: str) -> None:
+    """Two stores on one database stand for two processes: their locks are separate descriptions
+    of the lock file, exactly as across processes."""
     store = SqliteStore(tmp_path / "a.db")
+    other = store if stores == "one store" else SqliteStore(tmp_path / "a.db")
     holding, release = threading.Event(), threading.Event()
     results: list[object] = []
 
@@ -20,11 +27,11 @@ def test_a_second_writer_thread_waits_for_the_first_instead_of_failing_busy(tmp_
             release.wait(10)
 
     def second() -> None:
-        # no busy handler at all on this connection: without the process lock, BEGIN IMMEDIATE
-        # here would fail at once with "database is locked"
-        store.conn().execute("PRAGMA busy_timeout=0")
+        # no busy handler at all on this connection: without the lock, BEGIN IMMEDIATE here would
+        # fail at once with "database is locked"
+        other.conn().execute("PRAGMA busy_timeout=0")
         try:
-            with store.transaction() as c:
+            with other.transaction() as c:
                 c.execute("INSERT INTO accounts (name, created_ns) VALUES ('second', 2)")
             results.append("ok")
         except Exception as exc:

@@ -10,19 +10,19 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from tests.runtime.test_projector_holds import INSTRUMENTS, events_of_a_busy_book
+from tests.runtime.test_sequencer_faults import wire
 
 from abyssal.adapters.sqlite import BatchRecord, SqliteStore
 from abyssal.adapters.sqlite_writer import ProcessBatchWriter, decode_batch, encode_batch
 from abyssal.config import load_config
 from abyssal.core.messages import EVENT_SCHEMA_VERSION, Deposit, Deposited, Event, events_encoder
 from abyssal.runtime.projector import Projector, Rows
-from abyssal.runtime.recovery import recover, verify_from_genesis
+from abyssal.runtime.recovery import verify_from_genesis
 from abyssal.runtime.sequencer import Sequencer, Unavailable
 
 INS = load_config(None).instruments
@@ -85,23 +85,6 @@ def test_the_writer_process_leaves_exactly_the_rows_an_in_process_commit_leaves(
     assert _dump(tmp_path / "child.db") == _dump(tmp_path / "local.db")
 
 
-def _wire(db: Path, writer: ProcessBatchWriter) -> Sequencer:
-    store = SqliteStore(db)
-    recovered = recover(store, INS)
-    writer.start()
-    return Sequencer(
-        recovered.engine,
-        store,
-        Projector(INS, store.load_balances()),
-        intake_queue_max=100,
-        batch_commands_max=8,
-        snapshot_every_commands=0,
-        next_seq=recovered.next_seq,
-        last_snapshot_seq=recovered.last_snapshot_seq,
-        batch_writer=writer,
-    )
-
-
 def _deposit(account: int, amount: int, ref: str) -> Deposit:
     assert USD is not None
     return Deposit(ts_ns=0, account=account, asset=USD.index, amount_minor=amount, ref=ref)
@@ -111,7 +94,8 @@ def test_a_killed_writer_stops_the_sequencer_and_what_it_acknowledged_is_in_the_
     writer = ProcessBatchWriter(tmp_path / "db")
 
     async def main() -> tuple[list[object], list[object], Sequencer]:
-        seq = _wire(tmp_path / "db", writer)
+        writer.start()
+        seq = wire(tmp_path / "db", writer)
         seq.start()
         acked = [
             await asyncio.wait_for(seq.execute(_deposit(1, 100 + i, f"a{i}")), TIMEOUT_S) for i in range(5)
@@ -144,7 +128,8 @@ def test_a_batch_the_writer_refuses_fails_its_callers_and_stops_the_sequencer(tm
     writer = ProcessBatchWriter(tmp_path / "db")
 
     async def main() -> tuple[object, Sequencer]:
-        seq = _wire(tmp_path / "db", writer)
+        writer.start()
+        seq = wire(tmp_path / "db", writer)
         seq.start()
         await asyncio.wait_for(seq.execute(_deposit(1, 100, "a")), TIMEOUT_S)
         seq.projector.balances[(1, USD.index)][1] = 10**9  # held beyond total: CHECK fails
@@ -194,40 +179,3 @@ def test_the_writer_process_dies_with_the_exchange(tmp_path: Path) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"writer process {child} outlived its parent")
-
-
-def test_writers_in_two_processes_queue_on_the_lock_instead_of_failing_busy(tmp_path: Path) -> None:
-    """Two stores on one database (as the exchange and its writer process are): the second writer
-    waits for the first, even with SQLite's busy handler off."""
-    first, second = SqliteStore(tmp_path / "db"), SqliteStore(tmp_path / "db")
-    holding, release = threading.Event(), threading.Event()
-    results: list[object] = []
-
-    def hold() -> None:
-        with first.transaction() as c:
-            c.execute("INSERT INTO accounts (name, created_ns) VALUES ('first', 1)")
-            holding.set()
-            release.wait(TIMEOUT_S)
-
-    def wait_then_write() -> None:
-        second.conn().execute("PRAGMA busy_timeout=0")
-        try:
-            with second.transaction() as c:
-                c.execute("INSERT INTO accounts (name, created_ns) VALUES ('second', 2)")
-            results.append("ok")
-        except Exception as exc:
-            results.append(exc)
-
-    a = threading.Thread(target=hold)
-    a.start()
-    assert holding.wait(TIMEOUT_S)
-    b = threading.Thread(target=wait_then_write)
-    b.start()
-    b.join(0.3)
-    assert b.is_alive() and results == []
-    release.set()
-    a.join(TIMEOUT_S)
-    b.join(TIMEOUT_S)
-    assert results == ["ok"]
-    names = [r[0] for r in first.conn().execute("SELECT name FROM accounts ORDER BY id")]
-    assert names == ["first", "second"]

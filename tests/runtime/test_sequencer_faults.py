@@ -19,6 +19,7 @@ from abyssal.core.messages import Deposit, Deposited, Rejected
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover, verify_from_genesis
 from abyssal.runtime.sequencer import Sequencer, Unavailable, Unjournalable
+from abyssal.runtime.writer_thread import BatchWriter
 
 INS = load_config(None).instruments
 USD = INS.asset("ZUSD")
@@ -26,7 +27,7 @@ assert USD is not None
 ANSWER_TIMEOUT_S = 10.0  # a sequencer that died silently would leave these waits hanging
 
 
-def wire(db: Path) -> Sequencer:
+def wire(db: Path, batch_writer: BatchWriter | None = None) -> Sequencer:
     store = SqliteStore(db)
     recovered = recover(store, INS)
     return Sequencer(
@@ -38,6 +39,7 @@ def wire(db: Path) -> Sequencer:
         snapshot_every_commands=0,
         next_seq=recovered.next_seq,
         last_snapshot_seq=recovered.last_snapshot_seq,
+        batch_writer=batch_writer,
     )
 
 

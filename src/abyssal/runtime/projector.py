@@ -112,6 +112,14 @@ class Projector:
                  -sign * event.amount_minor, 0, world)
             )  # fmt: skip
 
+    def _pay_fee(self, rows: Rows, account: int, asset: int, fee: int, from_hold: bool) -> None:
+        """A fee from the account (out of its hold, or what is available) to the house."""
+        bal = self._touch(rows, account, asset)
+        bal[0] -= fee
+        if from_hold:
+            bal[1] -= fee
+        self._touch(rows, FEE_ACCOUNT, asset)[0] += fee
+
     def _fill(self, seq: int, index: int, f: Fill, rows: Rows) -> None:
         """A fill's balances and ledger entries: what ``postings.lines_for`` gives for it, applied
         directly (tests/runtime/test_projector_holds.py checks the two agree)."""
@@ -135,17 +143,9 @@ class Projector:
             self._touch(rows, FEE_ACCOUNT, quote)[0] += f.rounding_minor
         taker_fee, maker_fee = f.taker_fee_minor, f.maker_fee_minor
         if taker_fee:
-            bal = self._touch(rows, f.taker_account, f.taker_fee_asset)
-            bal[0] -= taker_fee
-            if f.taker_fee_from_hold:
-                bal[1] -= taker_fee
-            self._touch(rows, FEE_ACCOUNT, f.taker_fee_asset)[0] += taker_fee
+            self._pay_fee(rows, f.taker_account, f.taker_fee_asset, taker_fee, f.taker_fee_from_hold)
         if maker_fee:
-            bal = self._touch(rows, f.maker_account, f.maker_fee_asset)
-            bal[0] -= maker_fee
-            if f.maker_fee_from_hold:
-                bal[1] -= maker_fee
-            self._touch(rows, FEE_ACCOUNT, f.maker_fee_asset)[0] += maker_fee
+            self._pay_fee(rows, f.maker_account, f.maker_fee_asset, maker_fee, f.maker_fee_from_hold)
 
         # the ledger: one entry per account and asset, the balance after the whole fill
         refid = ids.trade_id(f.pair, f.trade_no)
