@@ -18,7 +18,7 @@ from tests.runtime.test_projector_holds import INSTRUMENTS, events_of_a_busy_boo
 from tests.runtime.test_sequencer_faults import wire
 
 from abyssal.adapters.sqlite import BatchRecord, SqliteStore
-from abyssal.adapters.sqlite_writer import ProcessBatchWriter, decode_batch, encode_batch
+from abyssal.adapters.sqlite_writer import ProcessBatchWriter, WriterGone, decode_batch, encode_batch
 from abyssal.config import load_config
 from abyssal.core.messages import EVENT_SCHEMA_VERSION, Deposit, Deposited, Event, events_encoder
 from abyssal.runtime.projector import Projector, Rows
@@ -88,6 +88,28 @@ def test_the_writer_process_leaves_exactly_the_rows_an_in_process_commit_leaves(
 def _deposit(account: int, amount: int, ref: str) -> Deposit:
     assert USD is not None
     return Deposit(ts_ns=0, account=account, asset=USD.index, amount_minor=amount, ref=ref)
+
+
+def test_a_batch_that_cannot_be_encoded_fails_its_future_and_the_writer_takes_the_next(
+    tmp_path: Path,
+) -> None:
+    """An int beyond 64 bits in a row (SQLite would refuse it too) fails that batch's future, so the
+    sequencer stops as for any refused commit, instead of an exception escaping its loop."""
+    good = _records(events_of_a_busy_book(40, seed=4))[0]
+    bad = decode_batch(encode_batch(good))
+    bad.rows.balances[(1, 0)] = [2**64, 0]
+    SqliteStore(tmp_path / "db").close()
+
+    async def main() -> None:
+        writer = ProcessBatchWriter(tmp_path / "db")
+        writer.start()
+        loop = asyncio.get_running_loop()
+        with pytest.raises(WriterGone, match="cannot be encoded"):
+            await writer.write(loop, bad)
+        await asyncio.wait_for(writer.write(loop, good), TIMEOUT_S)  # nothing half-sent: in step
+        writer.close()
+
+    asyncio.run(main())
 
 
 def test_a_killed_writer_stops_the_sequencer_and_what_it_acknowledged_is_in_the_log(tmp_path: Path) -> None:

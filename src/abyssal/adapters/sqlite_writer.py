@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
 import os
+import select
+import signal
 import struct
 import subprocess
 import sys
@@ -146,8 +150,6 @@ class ProcessBatchWriter:
             os.close(reply_w)
         self._to_child, self._from_child = batch_w, reply_r
         with contextlib.suppress(OSError):  # a bigger pipe: a batch goes in one write (Linux)
-            import fcntl
-
             fcntl.fcntl(batch_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
         ready = self._read_frame_blocking(START_TIMEOUT_S)
         if ready is None or _decode_reply(ready).error:
@@ -156,8 +158,6 @@ class ProcessBatchWriter:
         os.set_blocking(reply_r, False)
 
     def _read_frame_blocking(self, timeout_s: float) -> bytes | None:
-        import select
-
         deadline = time.monotonic() + timeout_s
         buf = bytearray()
         while True:
@@ -180,7 +180,12 @@ class ProcessBatchWriter:
         if self._loop is None:
             self._loop = loop
             loop.add_reader(self._from_child, self._readable)
-        data = encode_batch(record)  # an int beyond 64 bits raises here, before anything is sent
+        try:
+            data = encode_batch(record)
+        except (OverflowError, TypeError, ValueError) as exc:
+            # an int beyond 64 bits, which SQLite would refuse as well: the batch fails like a refused commit
+            future.set_exception(WriterGone(f"the batch cannot be encoded: {exc!r}"))
+            return future
         self._pending.append(future)
         try:
             _write_all(self._to_child, _LEN.pack(len(data)) + data)
@@ -252,9 +257,6 @@ class ProcessBatchWriter:
 
 def _die_with_parent() -> None:
     """Linux: SIGKILL this process when its parent dies (a killed exchange leaves no writer)."""
-    import ctypes
-    import signal
-
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 

@@ -284,6 +284,9 @@ class Exchange:
         """Graceful shutdown: the sequencer closes intake, finishes its batch and writes a snapshot."""
         if not self.opened:
             self.phase = "stopped"
+            writer = getattr(getattr(self, "sequencer", None), "batch_writer", None)
+            if writer is not None:  # opening failed after the batch writer process started
+                writer.close()
             self._reads.shutdown(wait=True)
             self._payment_io.shutdown(wait=True)
             return
