@@ -105,10 +105,23 @@ def decode_batch(data: bytes) -> BatchRecord:
     return BatchRecord(w.first_seq, w.command_rows, w.event_rows, rows, nonces, w.snapshot, 0, offsets)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _send_frame(fd: int, data: bytes) -> None:
+    """``data`` behind its length, all of it (a pipe may take a large write in parts)."""
+    view = memoryview(_LEN.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _pop_frame(buf: bytearray) -> bytes | None:
+    """The first whole frame in ``buf``, removed from it; None while it is still arriving."""
+    if len(buf) < _LEN.size:
+        return None
+    end = _LEN.size + _LEN.unpack_from(buf)[0]
+    if len(buf) < end:
+        return None
+    frame = bytes(buf[_LEN.size : end])
+    del buf[:end]
+    return frame
 
 
 class ProcessBatchWriter:
@@ -159,17 +172,15 @@ class ProcessBatchWriter:
 
     def _read_frame_blocking(self, timeout_s: float) -> bytes | None:
         deadline = time.monotonic() + timeout_s
-        buf = bytearray()
-        while True:
-            if len(buf) >= _LEN.size and len(buf) >= _LEN.size + _LEN.unpack_from(buf)[0]:
-                return bytes(buf[_LEN.size : _LEN.size + _LEN.unpack_from(buf)[0]])
+        while (frame := _pop_frame(self._buffer)) is None:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._from_child], [], [], left)[0]:
                 return None
             chunk = os.read(self._from_child, 65_536)
             if not chunk:
                 return None
-            buf += chunk
+            self._buffer += chunk
+        return frame
 
     def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
         """Send one batch; the future resolves to the transaction's (start, end) ns, or fails."""
@@ -188,7 +199,7 @@ class ProcessBatchWriter:
             return future
         self._pending.append(future)
         try:
-            _write_all(self._to_child, _LEN.pack(len(data)) + data)
+            _send_frame(self._to_child, data)
         except OSError as exc:  # the child is gone
             self._fail(f"the batch writer is gone: {exc!r}")
         return future
@@ -206,12 +217,8 @@ class ProcessBatchWriter:
             self._fail(f"the batch writer exited (code {code})")
             return
         self._buffer += chunk
-        while len(self._buffer) >= _LEN.size:
-            (size,) = _LEN.unpack_from(self._buffer)
-            if len(self._buffer) < _LEN.size + size:
-                break
-            reply = _decode_reply(bytes(self._buffer[_LEN.size : _LEN.size + size]))
-            del self._buffer[: _LEN.size + size]
+        while (frame := _pop_frame(self._buffer)) is not None:
+            reply = _decode_reply(frame)
             future = self._pending.pop(0)
             if future.done():
                 continue
@@ -262,8 +269,7 @@ def _die_with_parent() -> None:
 
 
 def _reply(fd: int, reply: Reply) -> None:
-    data = _encode(reply)
-    _write_all(fd, _LEN.pack(len(data)) + data)
+    _send_frame(fd, _encode(reply))
 
 
 def main(argv: list[str]) -> int:

@@ -136,6 +136,7 @@ class Exchange:
         )
         self.on_ready: list[Callable[[], None]] = []
         self.opened = False
+        self._writer: ProcessBatchWriter | None = None  # SQLite's batch writer process, once started
         self.phase = "starting"  # starting -> recovering -> ready -> stopping -> stopped (or failed)
 
     async def open(self) -> None:
@@ -152,8 +153,8 @@ class Exchange:
             recovered = await loop.run_in_executor(None, recover, self.store, self.instruments)
             balances = await loop.run_in_executor(None, self.store.load_balances)
             engine, replayed = recovered.engine, recovered.replayed
-            writer = await loop.run_in_executor(None, self._batch_writer)
-            self.sequencer = self._embedded_sequencer(recovered, balances, writer)
+            self._writer = await loop.run_in_executor(None, self._batch_writer)
+            self.sequencer = self._embedded_sequencer(recovered, balances, self._writer)
         master = await loop.run_in_executor(None, load_or_create_master_key, self.data_dir / "master.key")
         self.keys = KeyRing(self.store, SecretBox(master))
         await loop.run_in_executor(None, self.keys.load)
@@ -284,9 +285,8 @@ class Exchange:
         """Graceful shutdown: the sequencer closes intake, finishes its batch and writes a snapshot."""
         if not self.opened:
             self.phase = "stopped"
-            writer = getattr(getattr(self, "sequencer", None), "batch_writer", None)
-            if writer is not None:  # opening failed after the batch writer process started
-                writer.close()
+            if self._writer is not None:  # opening failed after the batch writer process started
+                self._writer.close()
             self._reads.shutdown(wait=True)
             self._payment_io.shutdown(wait=True)
             return
