@@ -17,6 +17,7 @@ from abyssal.config import Config
 from abyssal.core.instruments import Instruments
 from abyssal.core.messages import Deposit, Deposited, OrderAccepted, Rejected, Side
 from abyssal.core.snapshot import state_hash
+from abyssal.runtime.heap import settle_heap
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover
 from abyssal.runtime.sequencer import Sequencer
@@ -161,6 +162,7 @@ async def run_row(
     store, seq = wire_sequencer(db, config, batch_limit, batch_writer)
     seq.start()
     await fund_accounts(seq, instruments)
+    settle_heap()  # as the exchange does once it has recovered
     pair = instruments.pair(PAIR)
     assert pair is not None
     mix = OrderMix()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import secrets
 import time
@@ -35,6 +34,7 @@ from abyssal.gateway.ratelimit import (
     TradingCounter,
 )
 from abyssal.runtime import notifications
+from abyssal.runtime.heap import settle_heap
 from abyssal.runtime.market import MarketData
 from abyssal.runtime.notifications import Notifier
 from abyssal.runtime.outbox import OutboxRelay
@@ -50,9 +50,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("abyssal.exchange")
 
 READ_THREADS = 4
-GC_GEN0_THRESHOLD = 50_000  # CPython's default is 700
-GC_GEN1_THRESHOLD = 20
-GC_GEN2_THRESHOLD = 100
 # payments, relay and webhooks use their own pool, off the readers'. One thread: SQLite has one
 # writer, and threads queueing on its lock sleep in the busy handler far longer than they wait here.
 PAYMENT_THREADS = 1
@@ -163,9 +160,7 @@ class Exchange:
         self.market.attach(engine)
         # the recovered state is long-lived: keep it out of every future collection, and
         # collect young objects less often (full collections of a large book cost 20-125 ms)
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
+        settle_heap()
         self.sequencer.listeners.append(self.market.on_batch)
         self.sequencer.start()
         if self.shared is None:  # a gateway's nonces are checked and kept in PostgreSQL at once
