@@ -17,14 +17,14 @@ def restored_gc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # cycles (their warnings would land on this test); the freeze and thresholds are the point
     monkeypatch.setattr(gc, "collect", lambda generation=2: 0)
     yield
-    gc.unfreeze()
+    # what it froze stays frozen, as after every exchange a test opens: unfrozen, a later
+    # collection would finalise what earlier tests left in cycles, under another test's name
     gc.set_threshold(*before)
 
 
 @pytest.mark.usefixtures("restored_gc")
 def test_settling_freezes_the_living_heap_and_collects_young_objects_less_often() -> None:
     kept = [[i] for i in range(1_000)]  # a long-lived structure, like a recovered book
-    gc.unfreeze()
     settle_heap()
     assert gc.get_threshold() == (GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
     assert GC_GEN0_THRESHOLD > 700  # CPython's default: the point is to collect less often
