@@ -4,6 +4,8 @@ a writer that dies or refuses a batch stops the sequencer instead of losing an a
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -17,7 +19,7 @@ import pytest
 from tests.runtime.test_projector_holds import INSTRUMENTS, events_of_a_busy_book
 from tests.runtime.test_sequencer_faults import wire
 
-from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.adapters.sqlite import BatchRecord, SqliteStore, coalesce_orders
 from abyssal.adapters.sqlite_writer import ProcessBatchWriter, WriterGone, decode_batch, encode_batch
 from abyssal.config import load_config
 from abyssal.core.messages import EVENT_SCHEMA_VERSION, Deposit, Deposited, Event, events_encoder
@@ -58,8 +60,17 @@ def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_a_batch_survives_the_pipe_field_by_field() -> None:
-    for record in _records(events_of_a_busy_book(300, seed=11)):
-        assert decode_batch(encode_batch(record)) == record
+    """Everything arrives as sent, the order writes coalesced on the way (the child only runs them)."""
+    records = _records(events_of_a_busy_book(300, seed=11))
+    assert any(r.rows.order_fills and r.rows.order_closes for r in records)
+    for record in records:
+        sent = copy.deepcopy(record)
+        arrived = decode_batch(encode_batch(record))
+        assert arrived.orders == coalesce_orders(record.rows)
+        assert record == sent  # the sender's record is left as it was
+        record.rows.order_inserts, record.rows.order_fills, record.rows.order_closes = [], [], []
+        assert dataclasses.replace(arrived, orders=None) == record
+        assert decode_batch(encode_batch(arrived)) == arrived  # coalesced once, sent as it is
 
 
 def test_the_writer_process_leaves_exactly_the_rows_an_in_process_commit_leaves(tmp_path: Path) -> None:

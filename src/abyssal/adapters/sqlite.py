@@ -22,6 +22,10 @@ from abyssal.adapters.sqlite_schema import migrate
 from abyssal.runtime.projector import Rows
 
 BUSY_TIMEOUT_MS = 10_000
+# a batch's order writes after ``coalesce_orders``: (inserts, fills, fills with their close, closes)
+OrderRows = tuple[
+    list[tuple[object, ...]], list[tuple[int, ...]], list[tuple[int, ...]], list[tuple[int, int, int, int]]
+]
 
 
 @dataclass(slots=True)
@@ -34,6 +38,9 @@ class BatchRecord:
     snapshot: tuple[int, str, bytes] | None = None
     snapshot_due: int = 0  # > 0: the writer serialises the engine at this seq into ``snapshot``
     offsets: dict[str, int] = field(default_factory=dict)  # more projection_offsets rows (readers' positions)
+    # ``coalesce_orders(rows)`` when the batch's sender did it (the writer process's pipe); then
+    # ``rows`` holds no order inserts, fills or closes of its own
+    orders: OrderRows | None = None
 
 
 def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
@@ -146,7 +153,7 @@ class SqliteStore:
         with self.transaction() as c:
             c.executemany("INSERT INTO commands VALUES (?,?,?,?)", b.command_rows)
             c.executemany("INSERT INTO events VALUES (?,?,?)", b.event_rows)
-            write_rows(c, b.rows)
+            write_rows(c, b.rows, b.orders)
             last_seq = b.command_rows[-1][0] if b.command_rows else b.first_seq - 1
             c.execute(
                 "INSERT INTO projection_offsets VALUES ('ledger', ?) "
@@ -203,11 +210,6 @@ class SqliteStore:
         return {(int(a), int(s)): [int(t), int(h)] for a, s, t, h in rows}
 
 
-OrderRows = tuple[
-    list[tuple[object, ...]], list[tuple[int, ...]], list[tuple[int, ...]], list[tuple[int, int, int, int]]
-]
-
-
 def coalesce_orders(r: Rows) -> OrderRows:
     """The batch's order writes with one row write per order where the result is the same.
 
@@ -261,9 +263,10 @@ def coalesce_orders(r: Rows) -> OrderRows:
     return inserts, fill_rows, fill_closes, list(closes.values())
 
 
-def write_rows(c: sqlite3.Connection, r: Rows) -> None:
-    """The read-model rows of one batch, in the order that keeps each statement valid."""
-    inserts, fills, fill_closes, closes = coalesce_orders(r)
+def write_rows(c: sqlite3.Connection, r: Rows, orders: OrderRows | None = None) -> None:
+    """The read-model rows of one batch, in the order that keeps each statement valid (``orders``:
+    the batch's order writes already coalesced, else they are coalesced from ``r`` here)."""
+    inserts, fills, fill_closes, closes = coalesce_orders(r) if orders is None else orders
     c.executemany(
         "INSERT OR IGNORE INTO orders (order_no, account, pair, side, ordertype, status, volume_lots, "
         "display_lots, limit_ticks, stop_ticks, price2_ticks, flags, tif, start_ns, expire_ns, userref, "

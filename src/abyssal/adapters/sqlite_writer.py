@@ -8,12 +8,15 @@ about 265,000 rows/s alone and about 3,300 rows/s beside a busy thread, so the w
 its work done mostly while the loop sat idle waiting for it, and a batch's apply and its commit
 ran one after the other instead of side by side (docs/architecture.md, "The batch writer").
 
-Here the main process sends each ``BatchRecord`` over a pipe, msgpack-encoded, to a child that owns
-its own connection and runs ``SqliteStore.write_batch``; the reply (the transaction's start and end,
-or the error) comes back on a second pipe, read by the event loop. The contract is the thread's:
-a batch is acknowledged only after the child answers that its transaction committed. If the child
-dies the pending write fails and the sequencer stops (fail-stop); a restart recovers from the log.
-The child dies with its parent (``PR_SET_PDEATHSIG``) and exits when its input closes.
+Here the main process sends each ``BatchRecord`` over a pipe, msgpack-encoded, its order writes
+already coalesced (``coalesce_orders``: the child is the slower side, so the sender does what it
+can), to a child that owns its own connection, with SQLite set for one thread
+(``sqlite_for_one_thread``), and runs ``SqliteStore.write_batch``; the reply (the transaction's
+start and end, or the error) comes back on a second pipe, read by the event loop. The contract
+is the thread's: a batch is acknowledged only after the child answers that its transaction
+committed. If the child dies the pending write fails and the sequencer stops (fail-stop); a
+restart recovers from the log. The child dies with its parent (``PR_SET_PDEATHSIG``) and exits
+when its input closes.
 
 Run as ``python -m abyssal.adapters.sqlite_writer DB SYNCHRONOUS READ_FD WRITE_FD``.
 """
@@ -23,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import ctypes.util
 import fcntl
 import os
 import select
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -36,10 +41,13 @@ from typing import Any
 
 import msgspec
 
-from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.adapters.sqlite import BatchRecord, SqliteStore, coalesce_orders
 from abyssal.runtime.projector import Rows
 
 _LEN = struct.Struct("<I")
+SQLITE_OK = 0
+SQLITE_CONFIG_MULTITHREAD = 2  # sqlite3.h
+SQLITE_CONFIG_MEMSTATUS = 9
 START_TIMEOUT_S = 30.0  # the child imports, opens the database and says it is ready
 STOP_TIMEOUT_S = 10.0  # the child finishes the batch it has and exits
 
@@ -49,13 +57,16 @@ class WriterGone(RuntimeError):
 
 
 class BatchWire(msgspec.Struct, array_like=True):
-    """A ``BatchRecord`` on the pipe (Rows field by field; balances as rows)."""
+    """A ``BatchRecord`` on the pipe (Rows field by field; balances as rows). The order writes
+    travel coalesced (``coalesce_orders``, run by the sender): the child, which is the slower
+    side of the pipeline, then only executes them."""
 
     first_seq: int
     command_rows: list[tuple[int, int, int, bytes]]
     event_rows: list[tuple[int, int, bytes]]
-    order_inserts: list[tuple[Any, ...]]
-    order_fills: list[tuple[int, int, int, int, int, int]]
+    order_inserts: list[tuple[Any, ...]]  # coalesced: inserts, fills, fills with their close, closes
+    order_fills: list[tuple[int, ...]]
+    order_fill_closes: list[tuple[int, ...]]
     order_closes: list[tuple[int, int, int, int]]
     order_starts: list[tuple[int]]
     order_amends: list[tuple[int, int, int, int, int, int]]
@@ -84,9 +95,10 @@ _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 
 def encode_batch(b: BatchRecord) -> bytes:
     r = b.rows
+    inserts, fills, fill_closes, closes = coalesce_orders(r) if b.orders is None else b.orders
     return _encode(
         BatchWire(
-            b.first_seq, b.command_rows, b.event_rows, r.order_inserts, r.order_fills, r.order_closes,
+            b.first_seq, b.command_rows, b.event_rows, inserts, fills, fill_closes, closes,
             r.order_starts, r.order_amends, r.order_triggers, r.trades, r.fills, r.ledger,
             [(k[0], k[1], v[0], v[1]) for k, v in r.balances.items()], r.withdraw_holds,
             r.withdraw_resolved, list(b.nonces.items()), list(b.offsets.items()), b.snapshot,
@@ -95,14 +107,17 @@ def encode_batch(b: BatchRecord) -> bytes:
 
 
 def decode_batch(data: bytes) -> BatchRecord:
+    """The record ``encode_batch`` sent, its order writes coalesced into ``orders``."""
     w = _decode_batch(data)
     rows = Rows(
-        w.order_inserts, w.order_fills, w.order_closes, w.order_starts, w.order_amends, w.order_triggers,
-        w.trades, w.fills, w.ledger, {(a, s): [t, h] for a, s, t, h in w.balances}, w.withdraw_holds,
-        w.withdraw_resolved,
+        [], [], [], w.order_starts, w.order_amends, w.order_triggers, w.trades, w.fills, w.ledger,
+        {(a, s): [t, h] for a, s, t, h in w.balances}, w.withdraw_holds, w.withdraw_resolved,
     )  # fmt: skip
+    orders = (w.order_inserts, w.order_fills, w.order_fill_closes, w.order_closes)
     nonces, offsets = dict(w.nonces), dict(w.offsets)
-    return BatchRecord(w.first_seq, w.command_rows, w.event_rows, rows, nonces, w.snapshot, 0, offsets)
+    return BatchRecord(
+        w.first_seq, w.command_rows, w.event_rows, rows, nonces, w.snapshot, 0, offsets, orders
+    )
 
 
 def _send_frame(fd: int, data: bytes) -> None:
@@ -193,7 +208,7 @@ class ProcessBatchWriter:
             loop.add_reader(self._from_child, self._readable)
         try:
             data = encode_batch(record)
-        except (OverflowError, TypeError, ValueError) as exc:
+        except (AssertionError, OverflowError, TypeError, ValueError) as exc:
             # an int beyond 64 bits, which SQLite would refuse as well: the batch fails like a refused commit
             future.set_exception(WriterGone(f"the batch cannot be encoded: {exc!r}"))
             return future
@@ -268,6 +283,28 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def sqlite_for_one_thread() -> bool:
+    """Configure this process's SQLite for a single thread: no mutex per connection call
+    (``SQLITE_CONFIG_MULTITHREAD``) and no memory statistics, whose mutex every allocation takes
+    (``SQLITE_CONFIG_MEMSTATUS`` off). Both are global settings that SQLite accepts only while no
+    connection is open, so this runs first in the writer child, whose one thread owns its one
+    connection. Returns whether SQLite took them; any doubt (another library than the one
+    ``sqlite3`` uses, a refusal) leaves SQLite as it was, which is only slower.
+    """
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        lib.sqlite3_libversion.restype = ctypes.c_char_p
+        if lib.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+            return False
+        if lib.sqlite3_shutdown() != SQLITE_OK:  # re-initialised below with the new settings
+            return False
+        ok = lib.sqlite3_config(SQLITE_CONFIG_MULTITHREAD) == SQLITE_OK
+        ok = lib.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == SQLITE_OK and ok
+        return bool(lib.sqlite3_initialize() == SQLITE_OK) and ok
+    except (OSError, AttributeError):  # no shared libsqlite3 to configure
+        return False
+
+
 def _reply(fd: int, reply: Reply) -> None:
     _send_frame(fd, _encode(reply))
 
@@ -278,6 +315,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return 1
+    sqlite_for_one_thread()  # before the store opens its connection
     try:
         store = SqliteStore(path, synchronous=synchronous)
     except Exception as exc:
