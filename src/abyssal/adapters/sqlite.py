@@ -13,9 +13,10 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from abyssal.adapters.sqlite_schema import migrate
@@ -58,9 +59,12 @@ def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) ->
 class SqliteStore:
     """The embedded storage adapter. Thread-safe by construction: a connection per thread."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", multirow: bool = False) -> None:
         self.path = path
         self.synchronous = synchronous
+        # the batch writer child's inserts: statements of many rows (``insert_rows``); a writer
+        # thread keeps a step per row, between which the GIL can pass to the event loop
+        self._insert: Inserter = insert_rows if multirow else _insert_each
         self._local = threading.local()
         # One writer at a time in this process: threads queue here and wake as soon as the lock is
         # free, instead of meeting SQLITE_BUSY and sleeping in SQLite's busy handler (1, 2, 5, 10 ms
@@ -151,9 +155,9 @@ class SqliteStore:
     # -- the batch write ---------------------------------------------------------------------
     def write_batch(self, b: BatchRecord) -> None:
         with self.transaction() as c:
-            c.executemany("INSERT INTO commands VALUES (?,?,?,?)", b.command_rows)
-            c.executemany("INSERT INTO events VALUES (?,?,?)", b.event_rows)
-            write_rows(c, b.rows, b.orders)
+            self._insert(c, "INSERT INTO commands VALUES (?,?,?,?)", b.command_rows)
+            self._insert(c, "INSERT INTO events VALUES (?,?,?)", b.event_rows)
+            write_rows(c, b.rows, b.orders, self._insert)
             last_seq = b.command_rows[-1][0] if b.command_rows else b.first_seq - 1
             c.execute(
                 "INSERT INTO projection_offsets VALUES ('ledger', ?) "
@@ -210,6 +214,35 @@ class SqliteStore:
         return {(int(a), int(s)): [int(t), int(h)] for a, s, t, h in rows}
 
 
+Inserter = Callable[[sqlite3.Connection, str, Sequence[tuple[object, ...]]], None]
+MULTIROW_CHUNKS = (32, 8, 1)  # rows per statement: three shapes per table, each prepared once
+_multirow_sql: dict[tuple[str, int], str] = {}
+
+
+def _insert_each(c: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    c.executemany(sql, rows)
+
+
+def insert_rows(c: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """``c.executemany(sql, rows)`` for a one-row ``INSERT ... VALUES (?, ...)``, run as statements
+    of up to 32 rows (``VALUES (...), (...), ...``): the same rows and the same conflicts (each row
+    of an ``INSERT OR IGNORE`` is ignored on its own), with one ``sqlite3_step`` per statement
+    instead of per row. Measured in the batch writer child: 1-3 µs less per command."""
+    left, i = len(rows), 0
+    for k in MULTIROW_CHUNKS:
+        if left < k:
+            continue
+        shaped = _multirow_sql.get((sql, k))
+        if shaped is None:
+            head, values, one = sql.rpartition("VALUES")
+            assert values and one.strip().startswith("(") and one.strip().endswith(")"), sql
+            shaped = _multirow_sql[(sql, k)] = head + "VALUES " + ",".join([one.strip()] * k)
+        while left >= k:
+            c.execute(shaped, tuple(chain.from_iterable(rows[i : i + k])))
+            i += k
+            left -= k
+
+
 def coalesce_orders(r: Rows) -> OrderRows:
     """The batch's order writes with one row write per order where the result is the same.
 
@@ -263,11 +296,15 @@ def coalesce_orders(r: Rows) -> OrderRows:
     return inserts, fill_rows, fill_closes, list(closes.values())
 
 
-def write_rows(c: sqlite3.Connection, r: Rows, orders: OrderRows | None = None) -> None:
+def write_rows(
+    c: sqlite3.Connection, r: Rows, orders: OrderRows | None = None, insert: Inserter = _insert_each
+) -> None:
     """The read-model rows of one batch, in the order that keeps each statement valid (``orders``:
-    the batch's order writes already coalesced, else they are coalesced from ``r`` here)."""
+    the batch's order writes already coalesced, else they are coalesced from ``r`` here; ``insert``
+    runs the plain inserts)."""
     inserts, fills, fill_closes, closes = coalesce_orders(r) if orders is None else orders
-    c.executemany(
+    insert(
+        c,
         "INSERT OR IGNORE INTO orders (order_no, account, pair, side, ordertype, status, volume_lots, "
         "display_lots, limit_ticks, stop_ticks, price2_ticks, flags, tif, start_ns, expire_ns, userref, "
         "cl_ord_id, opened_ns, price_text, price2_text, hold_asset, hold_minor, filled_lots, cost_minor, "
@@ -305,9 +342,10 @@ def write_rows(c: sqlite3.Connection, r: Rows, orders: OrderRows | None = None) 
         "UPDATE orders SET status = ?, reason = ?, closed_ns = ?, hold_minor = 0 WHERE order_no = ?",
         closes,
     )
-    c.executemany("INSERT OR IGNORE INTO trades VALUES (?,?,?,?,?,?,?,?,?)", r.trades)
-    c.executemany("INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", r.fills)
-    c.executemany(
+    insert(c, "INSERT OR IGNORE INTO trades VALUES (?,?,?,?,?,?,?,?,?)", r.trades)
+    insert(c, "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", r.fills)
+    insert(
+        c,
         "INSERT OR IGNORE INTO ledger (seq, idx, leg, account, asset, type, subtype, refid, ts_ns, "
         "amount, fee, balance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         r.ledger,

@@ -317,7 +317,7 @@ def main(argv: list[str]) -> int:
         return 1
     sqlite_for_one_thread()  # before the store opens its connection
     try:
-        store = SqliteStore(path, synchronous=synchronous)
+        store = SqliteStore(path, synchronous=synchronous, multirow=True)
     except Exception as exc:
         _reply(write_fd, Reply(0, 0, f"open failed: {exc!r}"))
         return 1
