@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import msgspec
 
@@ -91,11 +90,29 @@ def state_hash(engine: Engine) -> str:
     return hashlib.sha256(snapshot(engine)).hexdigest()
 
 
+# OrderRec's fields in their order, which ``_order_rec`` passes them in (positional arguments
+# build a record in half the time of keywords; a snapshot of 100,000 orders spends most of its
+# time here): a field added, removed or moved fails this check instead of shifting the values
+ORDER_REC_FIELDS = (
+    "account", "cl_ord_id", "cost_raw", "display_lots", "expire_ns", "fee_num_units", "fee_num_rem",
+    "fee_paid_minor", "filled_lots", "flags", "hold_minor", "is_buy", "limit_ticks", "opened_ns",
+    "order_no", "ordertype", "pair", "paid_minor", "price2_ticks", "remaining_lots", "resting",
+    "start_ns", "stop_ticks", "stp", "tif", "trail_offset", "trail_pct_ppm", "trail_ref_ticks",
+    "triggered", "userref", "visible_lots", "volume_lots",
+)  # fmt: skip
+assert OrderRec.__struct_fields__ == ORDER_REC_FIELDS, "OrderRec's fields changed: update _order_rec"
+
+
 def _order_rec(o: Order) -> OrderRec:
     assert o.fee_num >= 0, "fee numerators only grow from zero"
     units, rem = divmod(o.fee_num, PPM)
-    fields: dict[str, Any] = {name: getattr(o, name) for name in ORDER_PLAIN}
-    return OrderRec(fee_num_units=units, fee_num_rem=rem, **fields)
+    return OrderRec(
+        o.account, o.cl_ord_id, o.cost_raw, o.display_lots, o.expire_ns, units, rem,
+        o.fee_paid_minor, o.filled_lots, o.flags, o.hold_minor, o.is_buy, o.limit_ticks, o.opened_ns,
+        o.order_no, o.ordertype, o.pair, o.paid_minor, o.price2_ticks, o.remaining_lots, o.resting,
+        o.start_ns, o.stop_ticks, o.stp, o.tif, o.trail_offset, o.trail_pct_ppm, o.trail_ref_ticks,
+        o.triggered, o.userref, o.visible_lots, o.volume_lots,
+    )  # fmt: skip
 
 
 def _open_by_account(live: dict[int, Order], numbers: list[int]) -> dict[int, list[int]]:
