@@ -39,6 +39,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    config: Path | None = None  # ``--config`` (TOML laid over the packaged defaults)
 
     @property
     def url(self) -> str:
@@ -50,6 +51,8 @@ class Server:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         cmd = ["taskset", "-c", self.cpus, sys.executable, "-m", "abyssal.cli", "serve",
                "--data-dir", str(self.data_dir), "--port", str(self.port)]  # fmt: skip
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -21,7 +21,9 @@ commits, so its apply overlaps the commit), ``--repeat`` times:
 - runs the clients, each awaiting ``seq.execute(PlaceOrder(...))`` in a loop for ``--seconds``: resting
   limit buys and sells around a drifting mid price plus marketable IOC orders that trade against them
   (``OrderMix`` in order_mix.py, also used by ``http_bench.py``), so the book, trades, fills, ledger
-  and balances grow as they would in production;
+  and balances grow as they would in production. The commands are made before the clock starts
+  (as ``http_bench.py`` signs its requests in advance), so drawing them costs the event loop
+  nothing during the run; each client takes the next one;
 - prints commands/s, ack latency percentiles (from the call to ``execute`` to its return: queueing,
   engine apply, projection and the durable commit), the mean batch, and where a batch's time goes
   (apply on the event loop, commit in the batch writer);
