@@ -101,13 +101,13 @@ def _deposit(account: int, amount: int, ref: str) -> Deposit:
     return Deposit(ts_ns=0, account=account, asset=USD.index, amount_minor=amount, ref=ref)
 
 
-def test_a_batch_that_cannot_be_encoded_fails_its_future_and_the_writer_takes_the_next(
-    tmp_path: Path,
-) -> None:
-    """An int beyond 64 bits in a row (SQLite would refuse it too) fails that batch's future, so the
-    sequencer stops as for any refused commit, instead of an exception escaping its loop."""
-    good = _records(events_of_a_busy_book(40, seed=4))[0]
-    bad = decode_batch(encode_batch(good))
+def test_a_batch_that_cannot_be_encoded_fails_and_so_does_every_later_one(tmp_path: Path) -> None:
+    """An int beyond 64 bits in a row (SQLite would refuse it too) fails that batch's future, as a
+    refused commit does, instead of an exception escaping the sequencer's loop; and the batches
+    after it fail unwritten, since the sequencer hands the next batch over before this one's fate
+    is known and the log must stay a prefix of what was handed over."""
+    first, second = _records(events_of_a_busy_book(80, seed=4))[:2]
+    bad = decode_batch(encode_batch(first))
     bad.rows.balances[(1, 0)] = [2**64, 0]
     SqliteStore(tmp_path / "db").close()
 
@@ -117,10 +117,35 @@ def test_a_batch_that_cannot_be_encoded_fails_its_future_and_the_writer_takes_th
         loop = asyncio.get_running_loop()
         with pytest.raises(WriterGone, match="cannot be encoded"):
             await writer.write(loop, bad)
-        await asyncio.wait_for(writer.write(loop, good), TIMEOUT_S)  # nothing half-sent: in step
+        with pytest.raises(WriterGone, match="cannot be encoded"):
+            await asyncio.wait_for(writer.write(loop, second), TIMEOUT_S)
         writer.close()
 
     asyncio.run(main())
+    assert _dump(tmp_path / "db")["commands"] == []
+
+
+def test_a_refused_batch_stops_the_writer_before_the_one_queued_behind_it(tmp_path: Path) -> None:
+    """Two batches handed over back to back, as the sequencer does: the child refuses the first
+    (a duplicate command seq, like a database that already holds it) and never commits the second,
+    which was already in its pipe."""
+    records = _records(events_of_a_busy_book(120, seed=5))
+    SqliteStore(tmp_path / "db").close()
+
+    async def main() -> None:
+        writer = ProcessBatchWriter(tmp_path / "db")
+        writer.start()
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(writer.write(loop, records[0]), TIMEOUT_S)
+        again, behind = writer.write(loop, records[0]), writer.write(loop, records[1])
+        with pytest.raises(WriterGone, match="UNIQUE"):
+            await asyncio.wait_for(again, TIMEOUT_S)
+        with pytest.raises(WriterGone):
+            await asyncio.wait_for(behind, TIMEOUT_S)
+        writer.close()
+
+    asyncio.run(main())
+    assert [row[0] for row in _dump(tmp_path / "db")["commands"]] == [r[0] for r in records[0].command_rows]
 
 
 def test_a_killed_writer_stops_the_sequencer_and_what_it_acknowledged_is_in_the_log(tmp_path: Path) -> None:

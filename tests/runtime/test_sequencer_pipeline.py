@@ -1,18 +1,24 @@
-"""The sequencer's pipeline: batch N+1 is applied while N commits, handed to the writer only once N is
-durable (one batch in flight), and nobody hears of a batch before its commit."""
+"""The sequencer's pipeline: batch N+1 is applied while N commits and handed to the writer at once
+where the writer has a CPU of its own (at most two batches with it), else right after N's commit;
+either way nobody hears of a batch before its own commit."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from abyssal.adapters.sqlite import BatchRecord, SqliteStore
+from abyssal.adapters.sqlite_writer import ProcessBatchWriter
 from abyssal.config import load_config
 from abyssal.core.messages import Deposit, Deposited
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover
 from abyssal.runtime.sequencer import Sequencer
+from abyssal.runtime.writer_thread import ThreadBatchWriter, WriterThread, early_handover_pays
 
 INS = load_config(None).instruments
 USD = INS.asset("ZUSD")
@@ -23,12 +29,14 @@ TIMEOUT_S = 10.0
 class ManualWriter:
     """A batch writer whose commits the test completes by hand, one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int) -> None:
+        self.most = most  # batches with the writer at once, this one included
         self.handed: list[BatchRecord] = []
         self.commits: list[asyncio.Future[tuple[int, int]]] = []
 
     def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
-        assert all(f.done() for f in self.commits), "a batch was handed over while another was in flight"
+        pending = sum(not f.done() for f in self.commits)
+        assert pending <= self.most - 1, f"a batch was handed over while {pending} were with the writer"
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
         self.handed.append(record)
         self.commits.append(future)
@@ -46,8 +54,10 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("timed out")
 
 
-def test_the_next_batch_waits_for_the_commit_before_it_and_acks_wait_for_their_own(tmp_path: Path) -> None:
-    writer = ManualWriter()
+def test_the_next_batch_is_handed_over_before_the_commit_before_it_and_acks_wait_for_their_own(
+    tmp_path: Path,
+) -> None:
+    writer = ManualWriter(most=2)
 
     async def main() -> None:
         store = SqliteStore(tmp_path / "db")
@@ -55,6 +65,47 @@ def test_the_next_batch_waits_for_the_commit_before_it_and_acks_wait_for_their_o
         seq = Sequencer(
             recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
             snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
+            early_handover=True,
+        )  # fmt: skip
+        seq.start()
+        assert USD is not None
+        futures = [
+            seq.submit(Deposit(ts_ns=0, account=1, asset=USD.index, amount_minor=5, ref=f"d{i}"))
+            for i in range(6)
+        ]  # three batches of two
+        first, second, third = futures[:2], futures[2:4], futures[4:]
+        await _until(lambda: len(writer.handed) == 2)  # batch 2 is with the writer while 1 commits ...
+        await asyncio.sleep(0.01)
+        assert seq.next_seq == 5 and len(writer.handed) == 2  # ... and batch 3 waits for batch 1
+        assert not any(f.done() for f in futures)  # nobody has heard of any of them
+        writer.commits[0].set_result((1, 2))
+        await asyncio.wait_for(asyncio.gather(*first), TIMEOUT_S)
+        await _until(lambda: len(writer.handed) == 3)
+        assert not any(f.done() for f in second + third)
+        assert [r.first_seq for r in writer.handed] == [1, 3, 5]
+        writer.commits[1].set_result((3, 4))
+        events = await asyncio.wait_for(asyncio.gather(*second), TIMEOUT_S)
+        assert not any(f.done() for f in third)
+        writer.commits[2].set_result((5, 6))
+        events += await asyncio.wait_for(asyncio.gather(*third), TIMEOUT_S)
+        assert all(isinstance(e[0], Deposited) for e in events)
+        assert seq.committed_seq == 6 and not seq.failed
+        await seq.stop(snapshot=False)
+
+    asyncio.run(main())
+
+
+def test_without_early_handover_the_next_batch_waits_for_the_commit_before_it(tmp_path: Path) -> None:
+    """Where the writer shares the loop's CPU: one batch with the writer at a time."""
+    writer = ManualWriter(most=1)
+
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "db")
+        recovered = recover(store, INS)
+        seq = Sequencer(
+            recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
+            snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
+            early_handover=False,
         )  # fmt: skip
         seq.start()
         assert USD is not None
@@ -79,3 +130,13 @@ def test_the_next_batch_waits_for_the_commit_before_it_and_acks_wait_for_their_o
         await seq.stop(snapshot=False)
 
     asyncio.run(main())
+
+
+def test_early_handover_only_where_the_writer_has_a_cpu_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    process = ProcessBatchWriter(Path("unused.db"))  # not started: only its kind matters here
+    thread = ThreadBatchWriter(SqliteStore.__new__(SqliteStore), WriterThread("unused"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert early_handover_pays(process) and not early_handover_pays(thread)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # taskset -c 0, one-CPU containers
+    assert not early_handover_pays(process) and not early_handover_pays(thread)
+    thread.thread.shutdown()

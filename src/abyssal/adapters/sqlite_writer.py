@@ -142,6 +142,8 @@ def _pop_frame(buf: bytearray) -> bytes | None:
 class ProcessBatchWriter:
     """The main side: ``write`` hands a batch to the child and returns a future for its commit."""
 
+    parallel = True  # the child commits beside the event loop (runtime/sequencer.early_handover_pays)
+
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
@@ -209,8 +211,10 @@ class ProcessBatchWriter:
         try:
             data = encode_batch(record)
         except (AssertionError, OverflowError, TypeError, ValueError) as exc:
-            # an int beyond 64 bits, which SQLite would refuse as well: the batch fails like a refused commit
-            future.set_exception(WriterGone(f"the batch cannot be encoded: {exc!r}"))
+            # an int beyond 64 bits, which SQLite would refuse as well: the batch fails like a
+            # refused commit, and so does every later one (the log must stay a prefix of the batches)
+            self.gone = f"the batch cannot be encoded: {exc!r}"
+            future.set_exception(WriterGone(self.gone))
             return future
         self._pending.append(future)
         try:

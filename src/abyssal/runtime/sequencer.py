@@ -39,7 +39,7 @@ from abyssal.observability import REFUSED
 from abyssal.runtime.projector import Projector, Rows
 from abyssal.runtime.snapshot_fork import BackgroundSnapshots
 from abyssal.runtime.telemetry import observe_batch
-from abyssal.runtime.writer_thread import BatchWriter, ThreadBatchWriter, WriterThread
+from abyssal.runtime.writer_thread import BatchWriter, ThreadBatchWriter, WriterThread, early_handover_pays
 
 log = structlog.get_logger("abyssal.sequencer")
 
@@ -111,6 +111,7 @@ class Sequencer:
         next_seq: int,
         last_snapshot_seq: int,
         batch_writer: BatchWriter | None = None,
+        early_handover: bool | None = None,
     ) -> None:
         assert intake_queue_max > 0 and batch_commands_max > 0
         self.engine = engine
@@ -125,13 +126,16 @@ class Sequencer:
         self.closing = False  # graceful shutdown began: intake is closed
         self.committed_seq = next_seq - 1  # the last durable command (the engine may be ahead after a fault)
         self._in_batch = False
-        self._inflight: _Inflight | None = None  # the batch being committed while the next is applied
+        self._inflight: _Inflight | None = None  # the batch with the writer while the next is applied
         self._pair_names = [p.id for p in engine.s.instruments.pairs]
         self.intake_queue_max = intake_queue_max
         self.listeners: list[BatchListener] = []
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=intake_queue_max)
         self._writer = WriterThread("abyssal-writer")
         self.batch_writer = batch_writer or ThreadBatchWriter(store, self._writer)
+        self.early_handover = (
+            early_handover_pays(self.batch_writer) if early_handover is None else early_handover
+        )
         self.snapshots = BackgroundSnapshots(store.write_snapshot, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
@@ -227,8 +231,9 @@ class Sequencer:
                     self.submit(Tick(ts_ns=time.time_ns()))
 
     async def _run(self) -> None:
-        """Apply batch N+1 while batch N commits (one batch in flight); once N is durable, hand N+1
-        to the writer, then acknowledge N.
+        """Apply batch N+1 while N commits, hand N+1 to the writer (before N's commit with
+        ``early_handover``, else right after it), then acknowledge N. Writers refuse every batch
+        after one they refused, so the log stays a prefix: if N fails, N+1 fails unwritten too.
 
         Where a snapshot is due, a forked child serialises the engine as it is at this batch's end
         (runtime/snapshot_fork.py) and the loop goes on. Without fork, the batch that carries the
@@ -263,15 +268,22 @@ class Sequencer:
                 continue
             apply_ns = time.perf_counter_ns() - apply_start
             committed, window = self._inflight, None
-            if committed is not None:
+            if committed is not None and not self.early_handover:
                 window = await self._committed(committed)
-                self._inflight = None
                 if window is None:
+                    self._inflight = None
                     self._fail(items)
                     return
             write = self.batch_writer.write(asyncio.get_running_loop(), record)
             self._inflight = _Inflight(items, record, results, write, apply_ns, batch_start_ns)
-            if committed is not None and window is not None:  # handed over first: the writer never idles
+            if committed is not None:
+                if window is None:  # early hand-over: N+1 is with the writer, now wait for N
+                    window = await self._committed(committed)
+                    if window is None:  # the writer refuses N+1 too (see above): nobody waits for it
+                        self._inflight = None
+                        write.add_done_callback(lambda f: f.cancelled() or f.exception())
+                        self._fail(items)
+                        return
                 self._acknowledge(committed, window)
             due = record.snapshot_due
             if due and not self.snapshots.start(self.engine, due, write):

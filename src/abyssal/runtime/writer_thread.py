@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import os
 import queue
 import threading
 import time
@@ -93,9 +94,15 @@ class WriterThread(concurrent.futures.Executor):
                 loop.call_soon_threadsafe(_resolve, future, result, error)
 
 
+class BatchRefused(RuntimeError):
+    """A batch handed over after one that failed: not written, so the log stays a prefix."""
+
+
 class BatchWriter(Protocol):
     """Where the sequencer's batches commit: ``write`` returns a future for the transaction's
-    (start, end) ns, resolved on ``loop`` once the batch is durable."""
+    (start, end) ns, resolved on ``loop`` once the batch is durable. Batches commit in the order
+    they are handed over, and once a batch fails every later one fails without being written: the
+    sequencer hands batch N+1 over before N has committed, and the log must stay a prefix."""
 
     def write(
         self, loop: asyncio.AbstractEventLoop, record: BatchRecord
@@ -117,9 +124,34 @@ class ThreadBatchWriter:
     def __init__(self, store: Store, thread: WriterThread) -> None:
         self.store = store
         self.thread = thread
+        self.refused = ""  # why a batch failed: every later one fails unwritten (set on the thread)
 
     def write(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> asyncio.Future[tuple[int, int]]:
-        return self.thread.run(loop, _timed_write, self.store, record)
+        return self.thread.run(loop, self._write, record)
+
+    def _write(self, record: BatchRecord) -> tuple[int, int]:
+        """On the thread, in hand-over order, so ``refused`` is set before the next batch runs."""
+        if self.refused:
+            raise BatchRefused(f"a batch before this one failed: {self.refused}")
+        try:
+            return _timed_write(self.store, record)
+        except BaseException as exc:
+            self.refused = repr(exc)
+            raise
 
     def close(self) -> None:
         """Nothing of its own: the thread belongs to the sequencer, which shuts it down."""
+
+
+def early_handover_pays(writer: BatchWriter) -> bool:
+    """Whether to hand batch N+1 to the writer before N has committed: where the writer works beside
+    the event loop (a process of its own, ``parallel``) on a CPU of its own. Confined to one CPU the
+    writer's next commit would only take turns with the loop's acknowledgements of the batch before
+    it, and delay them (bench/README_http.md, "Two batches with the writer")."""
+    if not getattr(writer, "parallel", False):
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return cpus > 1
