@@ -14,7 +14,7 @@ import pytest
 from abyssal.adapters.sqlite import BatchRecord, SqliteStore
 from abyssal.adapters.sqlite_writer import ProcessBatchWriter
 from abyssal.config import load_config
-from abyssal.core.messages import Deposit, Deposited
+from abyssal.core.messages import Deposit, Deposited, Event
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover
 from abyssal.runtime.sequencer import Sequencer
@@ -46,6 +46,25 @@ class ManualWriter:
         pass
 
 
+def _started(
+    tmp_path: Path, writer: ManualWriter, early_handover: bool, deposits: int
+) -> tuple[Sequencer, list[asyncio.Future[list[Event]]]]:
+    """A sequencer of two commands per batch on ``writer``, started, with ``deposits`` submitted."""
+    store = SqliteStore(tmp_path / "db")
+    recovered = recover(store, INS)
+    seq = Sequencer(
+        recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
+        snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
+        early_handover=early_handover,
+    )  # fmt: skip
+    seq.start()
+    assert USD is not None
+    deposit = [
+        Deposit(ts_ns=0, account=1, asset=USD.index, amount_minor=5, ref=f"d{i}") for i in range(deposits)
+    ]
+    return seq, [seq.submit(d) for d in deposit]
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     for _ in range(1_000):
         if condition():
@@ -60,19 +79,7 @@ def test_the_next_batch_is_handed_over_before_the_commit_before_it_and_acks_wait
     writer = ManualWriter(most=2)
 
     async def main() -> None:
-        store = SqliteStore(tmp_path / "db")
-        recovered = recover(store, INS)
-        seq = Sequencer(
-            recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
-            snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
-            early_handover=True,
-        )  # fmt: skip
-        seq.start()
-        assert USD is not None
-        futures = [
-            seq.submit(Deposit(ts_ns=0, account=1, asset=USD.index, amount_minor=5, ref=f"d{i}"))
-            for i in range(6)
-        ]  # three batches of two
+        seq, futures = _started(tmp_path, writer, True, 6)  # three batches of two
         first, second, third = futures[:2], futures[2:4], futures[4:]
         await _until(lambda: len(writer.handed) == 2)  # batch 2 is with the writer while 1 commits ...
         await asyncio.sleep(0.01)
@@ -100,19 +107,7 @@ def test_without_early_handover_the_next_batch_waits_for_the_commit_before_it(tm
     writer = ManualWriter(most=1)
 
     async def main() -> None:
-        store = SqliteStore(tmp_path / "db")
-        recovered = recover(store, INS)
-        seq = Sequencer(
-            recovered.engine, store, Projector(INS, {}), intake_queue_max=100, batch_commands_max=2,
-            snapshot_every_commands=0, next_seq=1, last_snapshot_seq=0, batch_writer=writer,
-            early_handover=False,
-        )  # fmt: skip
-        seq.start()
-        assert USD is not None
-        futures = [
-            seq.submit(Deposit(ts_ns=0, account=1, asset=USD.index, amount_minor=5, ref=f"d{i}"))
-            for i in range(4)
-        ]  # two batches of two
+        seq, futures = _started(tmp_path, writer, False, 4)  # two batches of two
         first, second = futures[:2], futures[2:]
         await _until(lambda: seq.next_seq == 5)  # batch 2 is applied while batch 1 commits ...
         await asyncio.sleep(0.01)
