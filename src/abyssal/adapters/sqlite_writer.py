@@ -142,7 +142,7 @@ def _pop_frame(buf: bytearray) -> bytes | None:
 class ProcessBatchWriter:
     """The main side: ``write`` hands a batch to the child and returns a future for its commit."""
 
-    parallel = True  # the child commits beside the event loop (runtime/sequencer.early_handover_pays)
+    parallel = True  # the child commits beside the event loop (writer_thread.early_handover_pays)
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path

@@ -147,7 +147,8 @@ def early_handover_pays(writer: BatchWriter) -> bool:
     """Whether to hand batch N+1 to the writer before N has committed: where the writer works beside
     the event loop (a process of its own, ``parallel``) on a CPU of its own. Confined to one CPU the
     writer's next commit would only take turns with the loop's acknowledgements of the batch before
-    it, and delay them (bench/README_http.md, "Two batches with the writer")."""
+    it, and delay them (bench/README_http.md, "The writer child's share, cut, and two batches
+    with the writer")."""
     if not getattr(writer, "parallel", False):
         return False
     try:
