@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import resource
@@ -41,8 +42,32 @@ def machine_lines() -> list[str]:
         f"python -V: Python {platform.python_version()} ({sys.executable})",
         f"CPU: {cpu_model()}; nproc: {nproc}; kernel {platform.release()}",
         f"SQLite {sqlite3.sqlite_version}, {package_versions(['uvloop'])}",
+        f"abyssal: {abyssal_build()}",
         f"other load now: {contention()}",
     ]
+
+
+def abyssal_build() -> str:
+    """Which abyssal this run imports (and its servers and children, which inherit PYTHONPATH): the
+    sources, or a compiled build, and whether that build still matches ``src/``. A build is a
+    copy of the whole package, so a stale one runs yesterday's code, pure modules included; the
+    figures of such a run belong to no commit. Stale builds are also reported on stderr."""
+    import abyssal
+
+    package = Path(abyssal.__file__).resolve().parent
+    out = package.parent.parent  # build/mypyc for build/mypyc/lib/abyssal
+    if not (out / "digest").is_file():
+        return f"pure Python ({package})"
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("build_mypyc", root / "build_mypyc.py")
+    assert spec is not None and spec.loader is not None
+    build_mypyc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_mypyc)
+    if (out / "digest").read_text().strip() == build_mypyc.source_digest(root / "src" / "abyssal"):
+        return f"compiled build ({package.parent}), current"
+    line = f"compiled build ({package.parent}) STALE: src/ changed since it was made (python build_mypyc.py)"
+    print(f"warning: abyssal {line}", file=sys.stderr)
+    return line
 
 
 def contention() -> str:
