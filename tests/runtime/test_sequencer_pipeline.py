@@ -17,8 +17,8 @@ from abyssal.config import load_config
 from abyssal.core.messages import Deposit, Deposited, Event
 from abyssal.runtime.projector import Projector
 from abyssal.runtime.recovery import recover
-from abyssal.runtime.sequencer import Sequencer
-from abyssal.runtime.writer_thread import ThreadBatchWriter, WriterThread, early_handover_pays
+from abyssal.runtime.sequencer import Sequencer, Unavailable
+from abyssal.runtime.writer_thread import BatchRefused, ThreadBatchWriter, WriterThread, early_handover_pays
 
 INS = load_config(None).instruments
 USD = INS.asset("ZUSD")
@@ -135,3 +135,55 @@ def test_early_handover_only_where_the_writer_has_a_cpu_of_its_own(monkeypatch: 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # taskset -c 0, one-CPU containers
     assert not early_handover_pays(process) and not early_handover_pays(thread)
     thread.thread.shutdown()
+
+
+def test_when_a_batch_fails_the_one_handed_over_behind_it_fails_its_callers_too(tmp_path: Path) -> None:
+    """The writer refuses batch 1 while batch 2 is with it: batch 2's callers hear ``Unavailable``
+    too (the writer refuses it unwritten: the writers' own tests), and nothing more is handed over."""
+    writer = ManualWriter(most=2)
+
+    async def main() -> None:
+        seq, futures = _started(tmp_path, writer, True, 4)  # two batches of two
+        await _until(lambda: len(writer.handed) == 2)
+        writer.commits[0].set_exception(RuntimeError("disk full"))
+        outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), TIMEOUT_S)
+        assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        assert seq.failed and seq.committed_seq == 0
+        with pytest.raises(Unavailable):
+            seq.submit(Deposit(ts_ns=0, account=1, asset=0, amount_minor=1, ref="late"))
+        assert len(writer.handed) == 2
+        writer.commits[1].set_exception(RuntimeError("refused: a batch before it failed"))
+        await seq.stop(snapshot=False)
+
+    asyncio.run(main())
+
+
+class RefusingStore:
+    """A store that refuses its second batch and records what it was asked to write."""
+
+    def __init__(self) -> None:
+        self.written: list[int] = []
+
+    def write_batch(self, record: BatchRecord) -> None:
+        if record.first_seq == 2:
+            raise RuntimeError("disk full")
+        self.written.append(record.first_seq)
+
+
+def test_the_writer_thread_writes_nothing_after_a_batch_it_refused() -> None:
+    async def main() -> list[object]:
+        thread = WriterThread("test-writer")
+        store = RefusingStore()
+        writer = ThreadBatchWriter(store, thread)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        records = [BatchRecord(n, [], [], None, {}) for n in (1, 2, 3)]  # type: ignore[arg-type]
+        futures = [writer.write(loop, r) for r in records]  # handed over back to back
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        thread.shutdown()
+        assert store.written == [1]
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[0], tuple)
+    assert isinstance(outcomes[1], RuntimeError) and "disk full" in str(outcomes[1])
+    assert isinstance(outcomes[2], BatchRefused) and "disk full" in str(outcomes[2])
