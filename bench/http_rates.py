@@ -28,21 +28,13 @@ from pathlib import Path
 
 from abyssal_server import SERVER_CPUS, Server
 from http_load import CLIENT_CPUS
-from machine import contention, machine_lines, process_cpu_s
+from machine import children, contention, machine_lines, process_cpu_s
 from paced_client import run_paced
 from sequencer_metrics import scrape, sequencer_note
 from signed_orders import Signer, setup_accounts
 
 RATES_DEFAULT = "500,1000,2000,3000,4000"
 SECONDS_DEFAULT = 8.0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread may end meanwhile
-            out += [int(c) for c in (task / "children").read_text().split()]
-    return out
 
 
 def _children_cpu_s(pids: list[int]) -> float:
@@ -80,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         for rate in rates:
             requests = work / "paced.req"
             signer.write(int(rate * args.seconds) + 1, requests)
-            children = _children(pid)
-            metrics0, main0, child0 = scrape(server), process_cpu_s(pid), _children_cpu_s(children)
+            kids = children(pid)
+            metrics0, main0, child0 = scrape(server), process_cpu_s(pid), _children_cpu_s(kids)
             result = run_paced(server, rate, args.seconds, requests, work, args.client_cpus)
-            main_s, child_s = process_cpu_s(pid) - main0, _children_cpu_s(children) - child0
+            main_s, child_s = process_cpu_s(pid) - main0, _children_cpu_s(kids) - child0
             n = max(1, result.requests)
             note = sequencer_note(metrics0, scrape(server)).split(",")[0].replace(" mean batch ", "")
             print(

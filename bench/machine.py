@@ -63,7 +63,7 @@ def abyssal_build() -> str:
     assert spec is not None and spec.loader is not None
     build_mypyc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_mypyc)
-    if (out / "digest").read_text().strip() == build_mypyc.source_digest(root / "src" / "abyssal"):
+    if build_mypyc.is_current(out):
         return f"compiled build ({package.parent}), current"
     line = f"compiled build ({package.parent}) STALE: src/ changed since it was made (python build_mypyc.py)"
     print(f"warning: abyssal {line}", file=sys.stderr)
@@ -115,11 +115,19 @@ def server_cpu_s(pid: int) -> float:
     snapshots)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread or a child may end meanwhile
-            for child in (task / "children").read_text().split():
-                total += server_cpu_s(int(child))
+    for child in children(pid):
+        with contextlib.suppress(OSError):  # a child may end meanwhile
+            total += server_cpu_s(child)
     return total
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (of all its threads)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread may end meanwhile
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 def children_cpu_s() -> float:

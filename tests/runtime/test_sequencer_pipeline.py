@@ -137,22 +137,28 @@ def test_early_handover_only_where_the_writer_has_a_cpu_of_its_own(monkeypatch: 
     thread.thread.shutdown()
 
 
-def test_when_a_batch_fails_the_one_handed_over_behind_it_fails_its_callers_too(tmp_path: Path) -> None:
-    """The writer refuses batch 1 while batch 2 is with it: batch 2's callers hear ``Unavailable``
-    too (the writer refuses it unwritten: the writers' own tests), and nothing more is handed over."""
-    writer = ManualWriter(most=2)
+@pytest.mark.parametrize("early", [True, False])
+def test_when_a_batch_fails_the_one_applied_behind_it_fails_its_callers_too(
+    tmp_path: Path, early: bool
+) -> None:
+    """The writer refuses batch 1 while batch 2 is applied (and, with the early hand-over, with the
+    writer): batch 2's callers hear ``Unavailable`` too (a writer refuses it unwritten: the writers'
+    own tests), and nothing more is handed over."""
+    handed = 2 if early else 1
+    writer = ManualWriter(most=handed)
 
     async def main() -> None:
-        seq, futures = _started(tmp_path, writer, True, 4)  # two batches of two
-        await _until(lambda: len(writer.handed) == 2)
+        seq, futures = _started(tmp_path, writer, early, 4)  # two batches of two
+        await _until(lambda: len(writer.handed) == handed and seq.next_seq == 5)
         writer.commits[0].set_exception(RuntimeError("disk full"))
         outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), TIMEOUT_S)
         assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
         assert seq.failed and seq.committed_seq == 0
         with pytest.raises(Unavailable):
             seq.submit(Deposit(ts_ns=0, account=1, asset=0, amount_minor=1, ref="late"))
-        assert len(writer.handed) == 2
-        writer.commits[1].set_exception(RuntimeError("refused: a batch before it failed"))
+        assert len(writer.handed) == handed
+        for later in writer.commits[1:]:
+            later.set_exception(RuntimeError("refused: a batch before it failed"))
         await seq.stop(snapshot=False)
 
     asyncio.run(main())
