@@ -1,4 +1,5 @@
-"""An account's balances, its 30-day volume by day, and the fee tier a volume reaches.
+"""An account's balances, its 30-day volume by day, the fee tier a volume reaches, and a fee's
+raw product (``times_ppm``: one machine multiply when compiled).
 
 The engine keeps each balance as two native fields and the current day's volume apart from the
 closed days; these tests pin down that the account still reads, snapshots and restores exactly
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from abyssal.core.accounts import DAY_NS, FEE_WINDOW_DAYS, Account
-from abyssal.core.instruments import FeeSchedule, FeeTier
+from abyssal.core.instruments import PPM, FeeSchedule, FeeTier, times_ppm
 
 DAY0 = 19_700  # a day number near the engine's epoch of use
 
@@ -81,3 +82,15 @@ def test_fee_tier_is_the_highest_threshold_reached(rest: list[int], volumes: lis
         expected = max(bisect_right(thresholds, v) - 1, 0)
         assert fees.tier_index(v) == expected, v
         assert fees.rates_ppm(v) == (expected, 10 + expected)
+
+
+_EDGES = [0, 1, 2**30, 2**31, 2**40 - 1, 2**40, 2**40 + 1, 2**62, 2**63, 10**30]
+
+
+@given(
+    st.one_of(st.integers(-(2**41), 2**41), st.sampled_from(_EDGES + [-e for e in _EDGES]), st.integers()),
+    st.one_of(st.integers(0, PPM), st.sampled_from([0, 1, 2**21 - 1, 2**21, 2**21 + 1, 2**40, 10**30])),
+)
+def test_times_ppm_is_the_exact_product(raw: int, ppm: int) -> None:
+    # both sides of the native range (|raw| < 2**40, ppm < 2**21) and far beyond 64 bits
+    assert times_ppm(raw, ppm) == raw * ppm
