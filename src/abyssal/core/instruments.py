@@ -34,6 +34,8 @@ def times_ppm(raw: int, ppm: int) -> int:
         b: i64 = ppm
         return a * b
     return raw * ppm
+
+
 # Every amount, volume and price in integer units must fit the signed 64-bit fields of journals,
 # snapshots and both databases: the gateways refuse larger inputs, the engine larger balances.
 UNITS_MAX: Final = 2**63 - 1
