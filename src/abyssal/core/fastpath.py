@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import msgspec
 
 from abyssal.core.book import Order
-from abyssal.core.instruments import PPM, times_ppm
+from abyssal.core.instruments import COMPILED, PPM, times_ppm
 from abyssal.core.matching import close_order, match
 from abyssal.core.messages import (
     FLAG_FCIQ,
@@ -109,7 +109,8 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     # the hold of required_hold() for a new order: no fills yet, so no cumulative rounding state
     if is_buy:
         raw = price * volume
-        fee_raw = -(-times_ppm(raw, pair.fees.max_ppm) // PPM)
+        max_ppm = pair.fees.max_ppm
+        fee_raw = -(-(times_ppm(raw, max_ppm) if COMPILED else raw * max_ppm) // PPM)
         if pair.cost_shift >= 0:  # pair.raw_to_quote_ceil of each, inlined
             scale = pair.cost_scale
             hold = -((-raw) // scale) - ((-fee_raw) // scale)

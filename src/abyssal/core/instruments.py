@@ -27,7 +27,8 @@ def times_ppm(raw: int, ppm: int) -> int:
 
     Compiled, ``int * int`` takes a slow generic path (boxing both operands) as soon as either
     exceeds 2**30, which a raw cost (price ticks times lots) usually does; ``i64`` operands
-    multiply natively. Interpreted, the annotations do nothing and this is ``raw * ppm``.
+    multiply natively. Interpreted, the annotations do nothing: hot callers write
+    ``times_ppm(raw, ppm) if COMPILED else raw * ppm``, which spares the interpreter the call.
     """
     if -_RAW_NATIVE < raw < _RAW_NATIVE and 0 <= ppm < _PPM_NATIVE:
         a: i64 = raw

@@ -13,7 +13,7 @@ from typing import Final
 
 from abyssal.core.accounts import DAY_NS, FEE_ACCOUNT
 from abyssal.core.book import Order
-from abyssal.core.instruments import PPM, Pair, ceil_div, times_ppm
+from abyssal.core.instruments import COMPILED, PPM, Pair, ceil_div, times_ppm
 from abyssal.core.messages import FLAG_FCIB, Event, Fill, OrderType
 from abyssal.core.state import USD_SAME, EngineState
 
@@ -184,14 +184,14 @@ def settle_quote_fees(
     cost_before = buyer.cost_raw
     cost_after = cost_before + raw
     fee_num_before = buyer.fee_num
-    fee_num_after = fee_num_before + times_ppm(raw, b_ppm)
+    fee_num_after = fee_num_before + (times_ppm(raw, b_ppm) if COMPILED else raw * b_ppm)
     scale = pair.cost_scale
     if pair.cost_shift >= 0:
         unit = PPM * scale
         buyer_pays = ((-cost_before) // scale) - ((-cost_after) // scale)
         seller_gets = raw // scale
         b_fee = ((-fee_num_before) // unit) - ((-fee_num_after) // unit)
-        s_fee = -(-times_ppm(raw, s_ppm) // unit)
+        s_fee = -(-(times_ppm(raw, s_ppm) if COMPILED else raw * s_ppm) // unit)
     else:
         buyer_pays = seller_gets = raw * scale
         b_fee = (ceil_div(fee_num_after, PPM) - ceil_div(fee_num_before, PPM)) * scale
