@@ -1,5 +1,6 @@
-"""An account's balances, its 30-day volume by day, the fee tier a volume reaches, and a fee's
-raw product (``times_ppm``: one machine multiply when compiled).
+"""An account's balances, its 30-day volume by day, the fee tier a volume reaches (searched, and
+remembered per account by ``Account.tier_of``), and a fee's raw product (``times_ppm``: one machine
+multiply when compiled).
 
 The engine keeps each balance as two native fields and the current day's volume apart from the
 closed days; these tests pin down that the account still reads, snapshots and restores exactly
@@ -82,6 +83,24 @@ def test_fee_tier_is_the_highest_threshold_reached(rest: list[int], volumes: lis
         expected = max(bisect_right(thresholds, v) - 1, 0)
         assert fees.tier_index(v) == expected, v
         assert fees.rates_ppm(v) == (expected, 10 + expected)
+
+
+@given(
+    st.lists(st.lists(st.integers(1, 10**15), max_size=6, unique=True).map(sorted), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(-1, 10**15 + 1)), min_size=1, max_size=40),
+)
+def test_an_account_remembers_its_tier_only_while_the_volume_stays_in_it(
+    schedules: list[list[int]], steps: list[tuple[int, int]]
+) -> None:
+    # several schedules (pairs may differ), volumes that rise, fall (a day leaving the window)
+    # and land on, just below and far from each threshold
+    fees = [FeeSchedule(tuple(FeeTier(t, i, i) for i, t in enumerate([0, *rest]))) for rest in schedules]
+    a = Account(1, 2, {})
+    for which, volume in steps:
+        schedule = fees[which % len(fees)]
+        for v in (volume, *schedule.thresholds, *(t - 1 for t in schedule.thresholds)):
+            a.vol30 = v
+            assert a.tier_of(schedule) == schedule.tier_index(v), (v, schedule.thresholds)
 
 
 _EDGES = [0, 1, 2**30, 2**31, 2**40 - 1, 2**40, 2**40 + 1, 2**62, 2**63, 10**30]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from abyssal.core.book import Order, keep_slots
+from abyssal.core.instruments import FeeSchedule
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 FEE_WINDOW_DAYS: Final = 30
@@ -12,6 +13,8 @@ FEE_WINDOW_DAYS: Final = 30
 PRUNE_SLACK: Final = 16
 FEE_ACCOUNT: Final = 0  # the house: fees and rounding are credited here
 WORLD_ACCOUNT: Final = -1  # the outside world in postings: deposits come from it, withdrawals go to it
+_BELOW_ALL: Final = -(1 << 62)  # the bounds of a tier with no threshold below or above it
+_ABOVE_ALL: Final = 1 << 62
 
 
 class Balance:
@@ -40,6 +43,10 @@ class Account:
         "number",
         "open_nos",
         "stale_room",
+        "tier",
+        "tier_fees",
+        "tier_high",
+        "tier_low",
         "vol30",
         "vol_days",
         "vol_today",
@@ -68,6 +75,13 @@ class Account:
         self.vol_today = -1
         self.vol30 = 0
         self.cur_day = -1
+        # The fee tier ``tier_of`` last found: ``tier`` of ``tier_fees`` for any 30-day volume in
+        # [tier_low, tier_high). A volume rarely leaves its tier, and the search costs ~10 times
+        # the check. Derived: never stored, empty after a restore.
+        self.tier_fees: FeeSchedule | None = None
+        self.tier = 0
+        self.tier_low = 0
+        self.tier_high = 0
 
     @property
     def total(self) -> list[int]:
@@ -168,6 +182,19 @@ class Account:
         """The 30-day volume as of ``ts_ns`` without touching state (for readers outside apply)."""
         oldest = ts_ns // DAY_NS - FEE_WINDOW_DAYS + 1
         return sum(v for d, v in self.volume_days().items() if d >= oldest)
+
+    def tier_of(self, fees: FeeSchedule) -> int:
+        """``fees.tier_index(self.vol30)``, from the last answer while the volume stays in its tier."""
+        vol = self.vol30
+        if fees is self.tier_fees and self.tier_low <= vol < self.tier_high:
+            return self.tier
+        index = fees.tier_index(vol)
+        thresholds = fees.thresholds
+        self.tier_fees = fees
+        self.tier = index
+        self.tier_low = thresholds[index] if index > 0 else _BELOW_ALL
+        self.tier_high = thresholds[index + 1] if index + 1 < len(thresholds) else _ABOVE_ALL
+        return index
 
     def volume_at(self, ts_ns: int) -> int:
         day = ts_ns // DAY_NS

@@ -177,8 +177,8 @@ def settle_quote_fees(
     if taker_acct.cur_day != day:
         taker_acct.roll(day)
     fees = pair.fees
-    m_ppm = fees.rates[fees.tier_index(maker_acct.vol30)][0]
-    t_ppm = fees.rates[fees.tier_index(taker_acct.vol30)][1]
+    m_ppm = fees.rates[maker_acct.tier_of(fees)][0]
+    t_ppm = fees.rates[taker_acct.tier_of(fees)][1]
     b_ppm, s_ppm = (t_ppm, m_ppm) if taker_buys else (m_ppm, t_ppm)
     raw = price_ticks * qty_lots
     cost_before = buyer.cost_raw

@@ -41,7 +41,8 @@ STATE_STORED = frozenset(
 STATE_DERIVED = frozenset({"instruments", "pairs", "supply", "usd_via"})  # rebuilt on restore
 ACCOUNT_STORED = frozenset({"bal", "cl_ids", "cur_day", "number", "vol30", "vol_days", "vol_today"})
 # the engine's order index, and the account's open orders in it (stored as their numbers)
-ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room"})
+# and the fee tier last looked up (Account.tier_of)
+ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room", "tier", "tier_fees", "tier_high", "tier_low"})
 BOOK_STORED = frozenset(
     {"orders", "price_ticks", "visible_lots", "is_bid", "levels", "prices", "asks", "bids"}
 )
