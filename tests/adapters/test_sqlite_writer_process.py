@@ -148,6 +148,38 @@ def test_a_refused_batch_stops_the_writer_before_the_one_queued_behind_it(tmp_pa
     assert [row[0] for row in _dump(tmp_path / "db")["commands"]] == [r[0] for r in records[0].command_rows]
 
 
+def test_a_batch_sent_after_the_child_exited_fails_and_the_earlier_ones_keep_their_answers(
+    tmp_path: Path,
+) -> None:
+    """The child commits one batch, refuses the next and exits before the third is written (the
+    race a busy machine makes): the third fails at once, while the first two get what the child
+    answered before it exited (a commit is not reported as lost, the refusal keeps its reason)."""
+    records = _records(events_of_a_busy_book(120, seed=6))
+    SqliteStore(tmp_path / "db").close()
+
+    async def main() -> None:
+        writer = ProcessBatchWriter(tmp_path / "db")
+        writer.start()
+        loop = asyncio.get_running_loop()
+        committed, refused = writer.write(loop, records[0]), writer.write(loop, records[0])
+        assert writer._proc is not None
+        writer._proc.wait(TIMEOUT_S)  # blocking: the loop has not read the child's answers yet
+        late = writer.write(loop, records[1])
+        assert late.done()
+        with pytest.raises(WriterGone, match="gone"):
+            late.result()
+        start_ns, end_ns = await asyncio.wait_for(committed, TIMEOUT_S)
+        assert 0 < start_ns <= end_ns
+        with pytest.raises(WriterGone, match="UNIQUE"):
+            await asyncio.wait_for(refused, TIMEOUT_S)
+        with pytest.raises(WriterGone):
+            await writer.write(loop, records[1])
+        writer.close()
+
+    asyncio.run(main())
+    assert [row[0] for row in _dump(tmp_path / "db")["commands"]] == [r[0] for r in records[0].command_rows]
+
+
 def test_a_killed_writer_stops_the_sequencer_and_what_it_acknowledged_is_in_the_log(tmp_path: Path) -> None:
     writer = ProcessBatchWriter(tmp_path / "db")
 

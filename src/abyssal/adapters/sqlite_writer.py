@@ -216,11 +216,16 @@ class ProcessBatchWriter:
             self.gone = f"the batch cannot be encoded: {exc!r}"
             future.set_exception(WriterGone(self.gone))
             return future
-        self._pending.append(future)
         try:
             _send_frame(self._to_child, data)
-        except OSError as exc:  # the child is gone
-            self._fail(f"the batch writer is gone: {exc!r}")
+        except OSError as exc:  # the child is gone: this batch never reached it
+            self.gone = self.gone or f"the batch writer is gone: {exc!r}"
+            future.set_exception(WriterGone(self.gone))
+            # The batches before it keep the answers the child wrote before it exited (a commit,
+            # or the refusal that made it exit): _readable reads them, then fails the rest at the
+            # end of the pipe. Failing them here would report a committed batch as lost.
+            return future
+        self._pending.append(future)
         return future
 
     def _readable(self) -> None:
