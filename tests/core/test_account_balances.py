@@ -87,13 +87,19 @@ def test_fee_tier_is_the_highest_threshold_reached(rest: list[int], volumes: lis
 
 @given(
     st.lists(st.lists(st.integers(1, 10**15), max_size=6, unique=True).map(sorted), min_size=1, max_size=3),
-    st.lists(st.tuples(st.integers(0, 2), st.integers(-1, 10**15 + 1)), min_size=1, max_size=40),
+    st.lists(
+        st.tuples(
+            st.integers(0, 2), st.integers(-1, 10**15 + 1) | st.sampled_from([2**62 - 1, 2**62, 2**63])
+        ),
+        min_size=1,
+        max_size=40,
+    ),
 )
 def test_an_account_remembers_its_tier_only_while_the_volume_stays_in_it(
     schedules: list[list[int]], steps: list[tuple[int, int]]
 ) -> None:
-    # several schedules (pairs may differ), volumes that rise, fall (a day leaving the window)
-    # and land on, just below and far from each threshold
+    # several schedules (pairs may differ), volumes that rise, fall (a day leaving the window),
+    # land on, just below and far from each threshold, and pass the cache's own bounds (2**62)
     fees = [FeeSchedule(tuple(FeeTier(t, i, i) for i, t in enumerate([0, *rest]))) for rest in schedules]
     a = Account(1, 2, {})
     for which, volume in steps:
