@@ -40,6 +40,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     config: Path | None = None  # ``--config`` (TOML laid over the packaged defaults)
+    launcher: tuple[str, ...] = ("-m", "abyssal.cli")  # what runs ``serve`` (http_bounds.py: its own)
 
     @property
     def url(self) -> str:
@@ -49,7 +50,7 @@ class Server:
         env = {**os.environ, "ABYSSAL_ADMIN_TOKEN": ADMIN_TOKEN}
         self.log_path = self.data_dir.parent / "server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        cmd = ["taskset", "-c", self.cpus, sys.executable, "-m", "abyssal.cli", "serve",
+        cmd = ["taskset", "-c", self.cpus, sys.executable, *self.launcher, "serve",
                "--data-dir", str(self.data_dir), "--port", str(self.port)]  # fmt: skip
         if self.config is not None:
             cmd += ["--config", str(self.config)]

@@ -144,3 +144,24 @@ class CheckedAdapter(Adapter):
 def _no_rejects(events: list[Event]) -> None:
     for e in events:
         assert not isinstance(e, Rejected), e
+
+
+class CommandsOnly(Adapter):
+    """The adapter's own cost: each op's command is built as ``Adapter`` builds it, and not applied.
+
+    A bound for ``lobbench_bounds.py``: what any engine behind this command interface pays per op
+    before its first instruction.
+    """
+
+    name = "abyssal-commands-only"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.apply = _ignore
+
+    def snapshot(self) -> None:  # type: ignore[override]
+        return None  # nothing was applied: no book to check
+
+
+def _ignore(command: object) -> list[Event]:
+    return []
