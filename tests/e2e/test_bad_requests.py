@@ -216,12 +216,13 @@ def _lower_nonce(c: Ctx) -> httpx.Response:
     return c.a.send("Balance", f"nonce={nonce}".encode(), nonce)
 
 
-def _nonce_body(text: str) -> Callable[[Ctx], httpx.Response]:
+def _nonce_body(text: str, method: str = "Balance") -> Callable[[Ctx], httpx.Response]:
     """A body whose nonce field is ``text`` (signed as if that were the nonce)."""
 
     def send(c: Ctx) -> httpx.Response:
-        body = f"nonce={text}".encode() if text else b"asset=ZUSD"
-        return c.a.send("Balance", body, text)
+        fields = urllib.parse.urlencode(LIMIT_BUY if method == "AddOrder" else {"asset": "ZUSD"})
+        body = f"nonce={text}&{fields}".encode() if text else fields.encode()
+        return c.a.send(method, body, text)
 
     return send
 
@@ -309,6 +310,9 @@ CASES = [
     Case("missing nonce", "EAPI:Invalid nonce", _nonce_body("")),
     Case("non-numeric nonce", "EAPI:Invalid nonce", _nonce_body("12ab")),
     Case("negative nonce", "EAPI:Invalid nonce", _nonce_body("-5")),
+    # above the stores' signed 64-bit integer: once failed the batch carrying it and stopped trading
+    Case("nonce 2**63", "EAPI:Invalid nonce", _nonce_body(str(2**63))),
+    Case("order with nonce 2**64 - 1", "EAPI:Invalid nonce", _nonce_body(str(2**64 - 1), "AddOrder")),
     Case(
         "AddOrder with a query-funds key",
         "EGeneral:Permission denied",

@@ -47,7 +47,11 @@ INVALID_PRICE2 = "EOrder:Invalid price:Invalid secondary price argument"
 STR_CHARS_MAX = 256
 DECIMAL_CHARS_MAX = 40
 LIST_ITEMS_MAX = 50
-UINT64_MAX = 2**64 - 1
+# Kraken's nonce is an unsigned 64-bit integer, but the stores keep each key's last nonce in a
+# signed one (SQLite INTEGER, PostgreSQL bigint): a nonce above this would fail the batch or the
+# nonce write that carries it. So the top half of the range is refused as an invalid nonce. No client
+# comes near it: ccxt and krakenex count milliseconds, python-kraken-sdk units of 10 ns (about 1.8e17).
+NONCE_MAX = 2**63 - 1
 SECONDS_MAX = (2**63 - 1) // 10**9  # the last unix second whose nanoseconds still fit in an int64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -365,9 +369,9 @@ def opt_deadline_ns(p: Params, name: str = "deadline", *, error: str | None = No
 
 
 def read_nonce(p: Params) -> int:
-    """An unsigned 64-bit nonce from a digit string or a JSON integer, else ``EAPI:Invalid nonce``."""
+    """A nonce from 0 to ``NONCE_MAX``, as a digit string or a JSON integer, else ``EAPI:Invalid nonce``."""
     value = p.get("nonce")
     number = int(value) if isinstance(value, str) and _NONCE.fullmatch(value) else _json_int(value)
-    if number is None or not 0 <= number <= UINT64_MAX:
+    if number is None or not 0 <= number <= NONCE_MAX:
         raise ParamError(INVALID_NONCE)
     return number

@@ -327,10 +327,11 @@ class Exchange:
         for api_key, key in self.keys.by_key.items():
             last = self.keys.nonces.last(api_key)
             if last and self._flushed_nonces.get(api_key) != last:
-                changed.append((last, key.key_no))
-                self._flushed_nonces[api_key] = last
+                changed.append((api_key, last, key.key_no))
         if changed:
-            await self.read(self._write_nonces, changed)
+            await self.read(self._write_nonces, [(last, key_no) for _, last, key_no in changed])
+            for api_key, last, _ in changed:  # only once written: a failed write is retried next time
+                self._flushed_nonces[api_key] = last
 
     def _write_nonces(self, changed: list[tuple[int, int]]) -> None:
         self.store.bump_nonces(changed)
