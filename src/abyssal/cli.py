@@ -69,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--database", default=os.environ.get("ABYSSAL_DATABASE"), help="as for serve")
 
     args = parser.parse_args(argv)
+    from abyssal.config_markets import ConfigError
+
+    try:
+        return _run(args)
+    except ConfigError as err:  # a missing, unreadable or invalid --config: no traceback
+        print(f"abyssal: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("serve", "gateway", "marketdata"):
         return _serve(args)
     if args.command in ("engine", "ledger-writer", "relay", "notifier"):
@@ -94,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             "amount": args.amount,
             "idempotency_key": key,
         }
-        return _admin(args, "POST", "/admin/deposits", deposit_body)
+        code = _admin(args, "POST", "/admin/deposits", deposit_body)
+        if code and args.idempotency_key is None:  # the key was made here: say it, so a retry can reuse it
+            print(f"this deposit's idempotency key: {key} (retry with --idempotency-key {key})",
+                  file=sys.stderr)  # fmt: skip
+        return code
     if args.command == "status":
         return _admin(args, "GET", "/admin/status", None)
     if args.command == "mode":
@@ -243,10 +257,13 @@ def _serve(args: argparse.Namespace) -> int:
         server.run()
     finally:
         shutdown_tracing()  # flush the spans still queued for the exporter
+    if exchange.startup_error:
+        print(f"abyssal: the exchange could not start: {exchange.startup_error}", file=sys.stderr)
     return 0 if exchange.opened else 1
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from abyssal.adapters import owner_lock
     from abyssal.adapters.store import is_postgres, open_store, sqlite_path
     from abyssal.config import load_config
     from abyssal.runtime.recovery import ReplayMismatch, verify_from_genesis
@@ -257,7 +274,14 @@ def _replay(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"no database at {path}", file=sys.stderr)
             return 2
-    store = open_store(args.database, args.data_dir)
+        if owner_lock.is_held(path):
+            print(f"note: a running exchange holds {path}; verifying what it has committed so far",
+                  file=sys.stderr)  # fmt: skip
+    try:
+        store = open_store(args.database, args.data_dir)
+    except Exception as err:  # an unreachable server, a bad URL, a file that is not a database
+        print(f"abyssal: cannot open the database: {err}", file=sys.stderr)
+        return 2
     try:
         count, state_hash = verify_from_genesis(store, config.instruments)
     except ReplayMismatch as err:

@@ -240,8 +240,8 @@ async def status(exchange: Exchange) -> Any:
             "open_orders": open_orders,
             "balances": {
                 exchange.instruments.assets[a].id: {
-                    "total": str(exchange.instruments.assets[a].from_minor(t)),
-                    "held": str(exchange.instruments.assets[a].from_minor(h)),
+                    "total": exchange.instruments.assets[a].fmt(t),  # plain digits, never 0E-10
+                    "held": exchange.instruments.assets[a].fmt(h),
                 }
                 for a, t, h in totals
             },

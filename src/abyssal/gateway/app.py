@@ -61,6 +61,7 @@ PRIVATE: dict[str, PrivateHandler] = {
     "OpenOrders": account.open_orders,
     "ClosedOrders": account.closed_orders,
     "QueryOrders": account.query_orders,
+    "OrderAmends": account.order_amends,
     "TradesHistory": account.trades_history,
     "QueryTrades": account.query_trades,
     "Ledgers": account.ledgers,
@@ -185,6 +186,7 @@ class App:
             await self.exchange.open()
         except Exception as exc:
             self.exchange.phase = "failed"
+            self.exchange.startup_error = str(exc) or repr(exc)
             log.error("startup_failed", error=repr(exc), phase="failed")
             if self.on_fatal is not None:
                 self.on_fatal()

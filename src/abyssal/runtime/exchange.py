@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
+from abyssal.adapters import owner_lock
 from abyssal.adapters.bus import Bus, open_bus
 from abyssal.adapters.event_log_outbox import EVENTS_CURSOR, EventLogOutbox
 from abyssal.adapters.sqlite import SqliteStore
 from abyssal.adapters.sqlite_payments import SqlitePaymentStore
 from abyssal.adapters.sqlite_webhooks import SqliteWebhookStore
 from abyssal.adapters.sqlite_writer import ProcessBatchWriter
-from abyssal.adapters.store import Store, is_postgres, open_store, redact
+from abyssal.adapters.store import Store, is_postgres, open_store, redact, sqlite_path
 from abyssal.config import Config
 from abyssal.core import engine_build
 from abyssal.core.messages import Command, Deposit, Event, WithdrawHold, WithdrawPost, WithdrawVoid
@@ -134,11 +135,15 @@ class Exchange:
         self.on_ready: list[Callable[[], None]] = []
         self.opened = False
         self._writer: ProcessBatchWriter | None = None  # SQLite's batch writer process, once started
+        self._owner_fd = -1  # SQLite: this exchange's lock on its database (adapters/owner_lock.py)
         self.phase = "starting"  # starting -> recovering -> ready -> stopping -> stopped (or failed)
+        self.startup_error = ""  # why open() failed, for the command line
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not is_postgres(self.database):  # before anything reads or writes the database
+            self._owner_fd = owner_lock.take(sqlite_path(self.database, self.data_dir))
         self.store = await loop.run_in_executor(None, open_store, self.database, self.data_dir)
         self.phase = "recovering"
         replayed = 0  # a gateway's replica replays the record in recover_consistent
@@ -284,6 +289,7 @@ class Exchange:
                 self._writer.close()
             self._reads.shutdown(wait=True)
             self._payment_io.shutdown(wait=True)
+            self._release_owner()
             return
         self.phase = "stopping"
         if self._flusher is not None:
@@ -293,8 +299,14 @@ class Exchange:
         await self._flush_nonces()
         self._reads.shutdown(wait=True)
         self._payment_io.shutdown(wait=True)
+        self._release_owner()
         self.phase = "stopped"
         log.info("exchange_closed", seq=self.sequencer.next_seq - 1, phase=self.phase)
+
+    def _release_owner(self) -> None:
+        if self._owner_fd >= 0:
+            owner_lock.release(self._owner_fd)
+            self._owner_fd = -1
 
     @property
     def engine(self) -> Any:
