@@ -22,6 +22,7 @@ from abyssal.core.messages import (
     OrderAccepted,
     OrderAmended,
     OrderClosed,
+    OrderStarted,
     OrderTriggered,
 )
 from abyssal.marketdata.book_view import BookSide as BookSideName
@@ -93,6 +94,8 @@ class MarketData:
             for e in events:
                 pair = getattr(e, "pair", -1)
                 if pair < 0:
+                    if isinstance(e, OrderTriggered | OrderStarted):
+                        self._touch_order(touched, e.order_no)
                     continue
                 prices = touched.setdefault(pair, set())
                 if isinstance(e, Fill):
@@ -107,7 +110,7 @@ class MarketData:
                     touched[pair] = None
                 elif isinstance(e, OrderAccepted | Fill):
                     prices.add(e.price_ticks)
-                elif isinstance(e, OrderClosed | OrderTriggered):
+                elif isinstance(e, OrderClosed):
                     prices.add(e.limit_ticks)
         now = time.time_ns()
         for index in sorted(touched):
@@ -116,6 +119,19 @@ class MarketData:
         for index, batch in trades.items():
             for trade_listener in self.trade_listeners:
                 trade_listener(index, batch)
+
+    def _touch_order(self, touched: dict[int, set[int] | None], order_no: int) -> None:
+        """The level of an order that a trigger or its start time put in the book. Those events
+        carry no pair, so the engine's order tells it. The engine may be a batch ahead (it applies
+        the next batch while this one commits): an order already closed there has its close event
+        in that batch, which touches the level in its turn."""
+        assert self.engine is not None
+        order = self.engine.s.orders.get(order_no)
+        if order is None or not order.resting:
+            return
+        prices = touched.setdefault(order.pair, set())
+        if prices is not None:
+            prices.add(order.limit_ticks)
 
     def _sync_book(self, pm: PairMarket, now_ns: int, prices: set[int] | None = None) -> None:
         """Bring the mirror to the engine's top levels; ``prices`` limits the work to those levels.
