@@ -148,6 +148,29 @@ def table(*rows: Scenario) -> pytest.MarkDecorator:
         closes={1: F, 3: F},
     ),
     Scenario(
+        "viqc market buy stopped by the protection band with budget left is canceled, as a plain one",
+        """2 sell limit 1 @ 100.0
+           2 sell limit 1 @ 102.0
+           1 buy market 150 viqc""",
+        trades=["1 @ 100 #1<-#3"],
+        asks=["102 x 1"],
+        closes={1: F, 3: "canceled:market_protection"},
+    ),
+    Scenario(
+        "viqc market buy that empties the book with budget left is canceled for lack of liquidity",
+        """2 sell limit 1 @ 100.0
+           1 buy market 150 viqc""",
+        trades=["1 @ 100 #1<-#2"],
+        closes={1: F, 2: "canceled:no_liquidity"},
+    ),
+    Scenario(
+        "viqc market buy whose leftover cannot buy one more lot at the last price is filled",
+        """2 sell limit 1 @ 60000.0
+           1 buy market 60000.0004 viqc   // 0.0004 USD left; a lot (1e-8) costs 0.0006""",
+        trades=["1 @ 60000 #1<-#2"],
+        closes={1: F, 2: F},
+    ),
+    Scenario(
         "a scheduled market buy holds what the book cost when placed; at its start the hold caps it",
         """1 buy market 1 start=5          // #1: the book is empty, it holds nothing
            2 sell limit 1 @ 100.0          // #2

@@ -77,6 +77,7 @@ from abyssal.core.placement import (
     known_enums,
     resolve_prices,
 )
+from abyssal.core.settlement import viqc_lots
 from abyssal.core.state import EngineState
 from abyssal.core.triggers import due_now
 
@@ -258,12 +259,19 @@ class Engine:
             limit = min(limit, o.price2_ticks) if limit else o.price2_ticks
         if not match(s, o, limit, ts_ns, events):
             return
-        viqc = bool(o.flags & FLAG_VIQC)
-        # a quote-sized buy counts its budget down in remaining_lots: done when it bought something
-        if o.filled_lots if viqc else o.remaining_lots == 0:
+        best = best_opposite(self.s, pair, o.is_buy)
+        # a quote-sized buy counts its budget down in remaining_lots: it is done (filled) when it
+        # bought something and what is left cannot buy one more lot at the price it would pay next
+        # (the best ask, else the last trade); stopped while it still could, it is canceled with
+        # the reason, as any other market order
+        if o.flags & FLAG_VIQC:
+            next_price = best or s.last_price[o.pair]
+            done = o.filled_lots > 0 and (not o.remaining_lots or viqc_lots(pair, o, next_price) == 0)
+        else:
+            done = o.remaining_lots == 0
+        if done:
             close_order(s, o, OrderStatus.closed, CloseReason.filled, ts_ns, events)
             return
-        best = best_opposite(self.s, pair, o.is_buy)
         if not best:
             reason = CloseReason.no_liquidity
         elif limit and (best > limit if o.is_buy else best < limit):
