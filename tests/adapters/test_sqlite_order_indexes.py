@@ -63,7 +63,7 @@ def test_an_upgraded_database_answers_as_before_and_its_indexes_hold_only_their_
 
     store = SqliteStore(path)
     c = store.conn()
-    assert sqlite_schema.migrate(c) == len(sqlite_schema.MIGRATIONS) == 6
+    assert sqlite_schema.migrate(c) == len(sqlite_schema.MIGRATIONS) == 7
     assert _answers(store) == before
     assert before["audit"] == []
     statuses = dict(c.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall())

@@ -67,6 +67,17 @@ UPSERT_OFFSET = (
 UPSERT_NAMED_OFFSET = (
     "INSERT INTO projection_offsets VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
 )
+KEEP_ORIGINAL = (
+    "INSERT INTO order_amends (order_no, amend_no, volume_lots, display_lots, limit_ticks, stop_ticks, "
+    "remaining_lots, ts_ns) SELECT order_no, 0, volume_lots, display_lots, "
+    "CASE WHEN stop_ticks > 0 THEN price2_ticks ELSE limit_ticks END, stop_ticks, volume_lots, opened_ns "
+    "FROM orders WHERE order_no = %s ON CONFLICT DO NOTHING"
+)
+LOG_AMEND = (
+    "INSERT INTO order_amends (order_no, amend_no, volume_lots, display_lots, limit_ticks, stop_ticks, "
+    "remaining_lots, ts_ns) SELECT order_no, %s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::bigint, "
+    "%s::bigint - filled_lots, %s::bigint FROM orders WHERE order_no = %s ON CONFLICT DO NOTHING"
+)
 # delivered to every LISTENer when the transaction commits (scaled-out gateways wait on it)
 NOTIFY_PROJECTED = "SELECT pg_notify('abyssal_projected', %s)"
 UPSERT_SNAPSHOT = (
@@ -116,6 +127,9 @@ def row_statements(r: Rows) -> list[Statement]:
             "triggered_ticks = %s WHERE order_no = %s",
             [(lim, lim, px, no) for lim, px, no in r.order_triggers], True,
         ))  # fmt: skip
+    if r.amend_log:  # before the amend UPDATE (sqlite.KEEP_ORIGINAL_SQL says why)
+        out.append((KEEP_ORIGINAL, [(row[-1],) for row in r.amend_log], True))
+        out.append((LOG_AMEND, r.amend_log, True))
     # amends before fills (sqlite.write_rows says why)
     if r.order_amends:
         out.append((

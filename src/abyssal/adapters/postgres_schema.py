@@ -353,6 +353,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_open ON orders(account) WHERE status < 2;
     CREATE INDEX orders_closed ON orders(account, closed_ns) WHERE status >= 2;
     """,
+    # 6: mirroring sqlite_schema migration 7: each order's amends (amend_no 0: as entered)
+    """
+    CREATE TABLE order_amends (
+        order_no BIGINT NOT NULL,
+        amend_no BIGINT NOT NULL CHECK (amend_no >= 0),
+        volume_lots BIGINT NOT NULL CHECK (volume_lots > 0),
+        display_lots BIGINT NOT NULL,
+        limit_ticks BIGINT NOT NULL,
+        stop_ticks BIGINT NOT NULL,
+        remaining_lots BIGINT NOT NULL,
+        ts_ns BIGINT NOT NULL,
+        PRIMARY KEY (order_no, amend_no)
+    );
+    """,
 )
 
 

@@ -298,6 +298,23 @@ def coalesce_orders(r: Rows) -> OrderRows:
     return inserts, fill_rows, fill_closes, list(closes.values())
 
 
+# OrderAmends' log, written before the batch's amend and fill UPDATEs: the order as entered, once
+# (amend_no 0, copied while the row still holds what the first amend changes), then each amend. An
+# amend's remaining quantity arrives less the lots the order filled earlier in this batch (the
+# projector counts them); the row's filled_lots, not yet updated by this batch, takes off the rest
+KEEP_ORIGINAL_SQL = (
+    "INSERT OR IGNORE INTO order_amends (order_no, amend_no, volume_lots, display_lots, limit_ticks, "
+    "stop_ticks, remaining_lots, ts_ns) SELECT order_no, 0, volume_lots, display_lots, "
+    "CASE WHEN stop_ticks > 0 THEN price2_ticks ELSE limit_ticks END, stop_ticks, volume_lots, opened_ns "
+    "FROM orders WHERE order_no = ?"
+)
+LOG_AMEND_SQL = (
+    "INSERT OR IGNORE INTO order_amends (order_no, amend_no, volume_lots, display_lots, limit_ticks, "
+    "stop_ticks, remaining_lots, ts_ns) SELECT order_no, ?, ?, ?, ?, ?, ? - filled_lots, ? "
+    "FROM orders WHERE order_no = ?"
+)
+
+
 def write_rows(
     c: sqlite3.Connection, r: Rows, orders: OrderRows | None = None, insert: Inserter = _insert_each
 ) -> None:
@@ -319,6 +336,9 @@ def write_rows(
         "triggered_ticks = ? WHERE order_no = ?",
         [(lim, lim, px, no) for lim, px, no in r.order_triggers],
     )
+    if r.amend_log:
+        c.executemany(KEEP_ORIGINAL_SQL, [(row[-1],) for row in r.amend_log])
+        c.executemany(LOG_AMEND_SQL, r.amend_log)
     # amends before fills: an amend that raises a buy's price can cross the book, and its fill
     # then spends the hold the amend added (hold arithmetic is additive, so this order never
     # takes hold_minor below zero, where fills first would for that order)

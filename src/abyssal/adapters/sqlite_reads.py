@@ -104,6 +104,11 @@ def order_opened_ns(store: Store, account: int, order_no: int) -> int | None:
     return int(rows[0]["opened_ns"]) if rows else None
 
 
+def order_amends(store: Store, order_no: int) -> list[sqlite3.Row]:
+    """An amended order's log, the order as entered (amend_no 0) first; [] if never amended."""
+    return _rows(store, "SELECT * FROM order_amends WHERE order_no = ? ORDER BY amend_no", (order_no,))
+
+
 def trades_of_orders(store: Store, numbers: list[int]) -> dict[int, list[tuple[int, int]]]:
     """order_no -> [(pair, trade_no)] in time order."""
     if not numbers:
@@ -138,6 +143,25 @@ def fills_by_trade(store: Store, account: int, keys: list[tuple[int, int]]) -> l
                 (account, pair, trade_no),
             )
         )
+    return out
+
+
+def trade_ledger_ids(
+    store: Store, account: int, refids: list[str], ts_min_ns: int, ts_max_ns: int
+) -> dict[str, list[int]]:
+    """trade id -> the account's ledger entry numbers of that trade, in entry order. A trade's
+    entries carry its fill's time, so the time bounds let the account's index do the search."""
+    if not refids:
+        return {}
+    marks = ",".join("?" * len(refids))
+    out: dict[str, list[int]] = {}
+    for r in _rows(
+        store,
+        "SELECT entry_no, refid FROM ledger WHERE account = ? AND ts_ns >= ? AND ts_ns <= ? "
+        f"AND type = 'trade' AND refid IN ({marks}) ORDER BY entry_no",
+        (account, ts_min_ns, ts_max_ns, *refids),
+    ):
+        out.setdefault(str(r["refid"]), []).append(int(r["entry_no"]))
     return out
 
 

@@ -348,6 +348,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_open ON orders(account) WHERE status < 2;
     CREATE INDEX orders_closed ON orders(account, closed_ns) WHERE status >= 2;
     """,
+    # 7: each order's amends for OrderAmends (gateway/kraken_account.py): written only when an
+    #    order is amended, the order as entered (amend_no 0) copied from its row before the first
+    #    amend overwrites it; an order never amended has no rows here (its row is its original)
+    """
+    CREATE TABLE order_amends (
+        order_no INTEGER NOT NULL,
+        amend_no INTEGER NOT NULL CHECK (amend_no >= 0),
+        volume_lots INTEGER NOT NULL CHECK (volume_lots > 0),
+        display_lots INTEGER NOT NULL,
+        limit_ticks INTEGER NOT NULL,
+        stop_ticks INTEGER NOT NULL,
+        remaining_lots INTEGER NOT NULL,
+        ts_ns INTEGER NOT NULL,
+        PRIMARY KEY (order_no, amend_no)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -80,6 +80,7 @@ class BatchWire(msgspec.Struct, array_like=True):
     nonces: list[tuple[int, int]]
     offsets: list[tuple[str, int]]
     snapshot: tuple[int, str, bytes] | None
+    amend_log: list[tuple[int, int, int, int, int, int, int, int]]
 
 
 class Reply(msgspec.Struct, array_like=True):
@@ -101,7 +102,7 @@ def encode_batch(b: BatchRecord) -> bytes:
             b.first_seq, b.command_rows, b.event_rows, inserts, fills, fill_closes, closes,
             r.order_starts, r.order_amends, r.order_triggers, r.trades, r.fills, r.ledger,
             [(k[0], k[1], v[0], v[1]) for k, v in r.balances.items()], r.withdraw_holds,
-            r.withdraw_resolved, list(b.nonces.items()), list(b.offsets.items()), b.snapshot,
+            r.withdraw_resolved, list(b.nonces.items()), list(b.offsets.items()), b.snapshot, r.amend_log,
         )
     )  # fmt: skip
 
@@ -111,7 +112,7 @@ def decode_batch(data: bytes) -> BatchRecord:
     w = _decode_batch(data)
     rows = Rows(
         [], [], [], w.order_starts, w.order_amends, w.order_triggers, w.trades, w.fills, w.ledger,
-        {(a, s): [t, h] for a, s, t, h in w.balances}, w.withdraw_holds, w.withdraw_resolved,
+        {(a, s): [t, h] for a, s, t, h in w.balances}, w.withdraw_holds, w.withdraw_resolved, w.amend_log,
     )  # fmt: skip
     orders = (w.order_inserts, w.order_fills, w.order_fill_closes, w.order_closes)
     nonces, offsets = dict(w.nonces), dict(w.offsets)

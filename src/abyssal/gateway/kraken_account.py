@@ -8,12 +8,24 @@ from typing import Any
 
 from abyssal.adapters import sqlite_reads as reads
 from abyssal.core import ids
-from abyssal.core.instruments import PPM, Asset, FeeSchedule, FeeTier
+from abyssal.core.instruments import PPM, Asset, FeeSchedule, FeeTier, Pair
+from abyssal.core.messages import OrderType
 from abyssal.gateway.context import Ctx
-from abyssal.gateway.formats import ledger_info, order_info, trade_info
+from abyssal.gateway.formats import ledger_info, order_info, order_prices, trade_info, volume_text
 from abyssal.gateway.order_params import find_pair
-from abyssal.gateway.params import ParamError, Params, invalid, opt_bool, opt_int, opt_str, str_list
+from abyssal.gateway.params import (
+    INVALID_ARGUMENTS,
+    ParamError,
+    Params,
+    invalid,
+    opt_bool,
+    opt_int,
+    opt_str,
+    req_str,
+    str_list,
+)
 
+INVALID_ORDER = "EOrder:Invalid order"
 QUERY_ORDERS_MAX = 50
 QUERY_TRADES_MAX = 20
 QUERY_LEDGERS_MAX = 20
@@ -108,24 +120,112 @@ async def query_orders(ctx: Ctx, p: Params) -> Any:
     txids = str_list(p, "txid", items_max=QUERY_ORDERS_MAX)
     if not txids:
         raise invalid("txid")
-    numbers = _decode_all("O", txids, ParamError("EOrder:Invalid order"))
+    numbers = _decode_all("O", txids, ParamError(INVALID_ORDER))
     rows = await ctx.exchange.read(reads.orders_by_number, ctx.exchange.store, ctx.account, numbers)
     if not rows:
-        raise ParamError("EOrder:Invalid order")
+        raise ParamError(INVALID_ORDER)
     found = await _with_trades(ctx, rows, opt_bool(p, "trades", False))
     return {t: found[t] for t in txids if t in found}
+
+
+# OrderAmends: the order as entered is entry 0 of its log; its amend id comes from the order's
+# number with the top bit set, a range the engine's amend counter never reaches
+ORIGINAL_AMEND_BIT = 1 << 63
+_LIMIT_TYPES = (OrderType.limit, OrderType.iceberg)
+_TRIGGER_TYPES = (OrderType.stop_loss, OrderType.take_profit, OrderType.trailing_stop)
+
+
+def _amend_entry(
+    order: Any, amend_no: int, qty: str, remaining: str, display: str, prices: tuple[str, str], ts_ns: int
+) -> dict[str, Any]:
+    """One OrderAmends entry; ``prices`` in descr.price / descr.price2 order (trigger first for the
+    stop types), each shown only where the order type has it."""
+    t = OrderType(order["ordertype"])
+    entry: dict[str, Any] = {
+        "amend_id": ids.amend_id(amend_no),
+        "amend_type": "original" if amend_no & ORIGINAL_AMEND_BIT else "user",
+        "order_qty": qty,
+        "remaining_qty": remaining,
+    }
+    if t == OrderType.iceberg:
+        entry["display_qty"] = display
+    if t in _LIMIT_TYPES:
+        entry["limit_price"] = prices[0]
+    elif t in _TRIGGER_TYPES:
+        entry["trigger_price"] = prices[0]
+    elif t != OrderType.market:  # the stop-limit types
+        entry["trigger_price"], entry["limit_price"] = prices
+    entry["timestamp"] = ts_ns
+    return entry
+
+
+def _prices(pair: Pair, ordertype: OrderType, limit_ticks: int, stop_ticks: int) -> tuple[str, str]:
+    """(descr.price, descr.price2) places from absolute ticks: the limit, or trigger then limit."""
+    limit = pair.price_text(limit_ticks)
+    return (limit, "0") if ordertype in _LIMIT_TYPES else (pair.price_text(stop_ticks), limit)
+
+
+def _logged_amend(pair: Pair, order: Any, r: Any) -> dict[str, Any]:
+    """One row of the amend log. Only limit, iceberg and untriggered stop orders are amendable, so
+    its prices are absolute ticks (a relative one was resolved when placed or amended)."""
+    amend_no = int(r["amend_no"]) or ORIGINAL_AMEND_BIT | int(order["order_no"])
+    prices = _prices(pair, OrderType(order["ordertype"]), r["limit_ticks"], r["stop_ticks"])
+    qty, remaining, display = (
+        pair.volume_text(r[c]) for c in ("volume_lots", "remaining_lots", "display_lots")
+    )
+    return _amend_entry(order, amend_no, qty, remaining, display, prices, int(r["ts_ns"]))
+
+
+def _never_amended(pair: Pair, order: Any) -> dict[str, Any]:
+    """The only entry of an order never amended: its row is the order as entered, read as the log's
+    first row is (an untriggered stop's limit lives in price2); a trailing stop's prices are offsets,
+    shown as QueryOrders shows them."""
+    t = OrderType(order["ordertype"])
+    if t in (OrderType.trailing_stop, OrderType.trailing_stop_limit):
+        prices = order_prices(pair, order)
+    else:
+        stop = int(order["stop_ticks"])
+        prices = _prices(pair, t, order["price2_ticks"] if stop > 0 else order["limit_ticks"], stop)
+    qty = volume_text(pair, order["volume_lots"], order["flags"])
+    display = pair.volume_text(order["display_lots"])
+    amend_no = ORIGINAL_AMEND_BIT | int(order["order_no"])
+    return _amend_entry(order, amend_no, qty, qty, display, prices, int(order["opened_ns"]))
+
+
+async def order_amends(ctx: Ctx, p: Params) -> Any:
+    """The order as entered, then each amend (Kraken: ascending time, count includes the original);
+    an unknown order, or another account's, is refused as QueryOrders refuses it."""
+    number = ids.decode("O", req_str(p, "order_id"))
+    if number is None:
+        raise ParamError(INVALID_ORDER)
+    rows = await ctx.exchange.read(reads.orders_by_number, ctx.exchange.store, ctx.account, [number])
+    if not rows:
+        raise ParamError(INVALID_ORDER)
+    order = rows[0]
+    pair = ctx.exchange.instruments.pairs[order["pair"]]
+    log = await ctx.exchange.read(reads.order_amends, ctx.exchange.store, number)
+    amends = [_logged_amend(pair, order, r) for r in log] if log else [_never_amended(pair, order)]
+    return {"amends": amends, "count": len(amends)}
 
 
 async def trades_history(ctx: Ctx, p: Params) -> Any:
     kind = opt_str(p, "type") or "all"
     if kind not in ("all", "any position", "closed position", "closing position", "no position"):
         raise invalid("type")
+    with_ledgers = opt_bool(p, "ledgers", False)
     w = await ctx.exchange.read(_window, ctx, p)
     rows, count = await ctx.exchange.read(reads.fills, ctx.exchange.store, ctx.account, w)
     ins = ctx.exchange.instruments
     trades = {} if kind in ("closed position", "closing position") else {
         ids.trade_id(int(r["pair"]), int(r["trade_no"])): trade_info(ins, r) for r in rows
     }  # fmt: skip
+    if with_ledgers and trades:
+        times = [int(r["ts_ns"]) for r in rows]
+        entries = await ctx.exchange.read(
+            reads.trade_ledger_ids, ctx.exchange.store, ctx.account, list(trades), min(times), max(times)
+        )
+        for txid, info in trades.items():
+            info["ledgers"] = [ids.ledger_id(n) for n in entries.get(txid, [])]
     return {"trades": trades, "count": count if trades or not count else 0}
 
 
@@ -200,22 +300,52 @@ def _fee_info(schedule: FeeSchedule, volume_minor: int, fee_asset: Asset, maker:
     }
 
 
+def _schedule(name: str, schedule: FeeSchedule, volume_minor: int, fee_asset: Asset) -> dict[str, Any]:
+    """One pair's ``schedules`` entry: every tier, its volume threshold (none for the first), and
+    ``active`` on the tier the account's volume reaches (as in Kraken's example)."""
+    active = schedule.tier_index(volume_minor)
+    tiers: list[dict[str, Any]] = []
+    for i, t in enumerate(schedule.tiers):
+        tier: dict[str, Any] = {"maker_fee": _pct(t.maker_ppm), "taker_fee": _pct(t.taker_ppm)}
+        if t.volume_minor:
+            tier["min_spot_volume"] = fee_asset.fmt(t.volume_minor)
+        if i == active:
+            tier["active"] = True
+        tiers.append(tier)
+    return {"pair": name, "class": "forex", "tiers": tiers}
+
+
+def _fee_schedule(p: Params) -> bool:
+    """Kraken is strict here (doc §1.5): JSON booleans or the literals ``true``/``false``; the
+    ``True`` that ``str(bool)`` gives is refused with the bare invalid-arguments error."""
+    value = p.get("fee_schedule")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if value in ("true", "false"):
+        return value == "true"
+    raise ParamError(INVALID_ARGUMENTS)
+
+
 async def trade_volume(ctx: Ctx, p: Params) -> Any:
     ins = ctx.exchange.instruments
+    with_schedules = _fee_schedule(p)
     acct = ctx.exchange.engine.s.accounts.get(ctx.account)
     volume = acct.volume_in_window(ctx.now_ns) if acct is not None else 0
     fee_asset = ins.fee_volume_asset
     result: dict[str, Any] = {"currency": fee_asset.id, "volume": fee_asset.fmt(volume)}
     names = str_list(p, "pair", items_max=50)
+    pairs = [find_pair(ins, {"pair": name}) for name in names]
     if names:
         fees: dict[str, Any] = {}
         makers: dict[str, Any] = {}
-        for name in names:
-            pair = find_pair(ins, {"pair": name})
+        for name, pair in zip(names, pairs, strict=True):
             fees[name] = _fee_info(pair.fees, volume, fee_asset, False)
             makers[name] = _fee_info(pair.fees, volume, fee_asset, True)
         result["fees"] = fees
         result["fees_maker"] = makers
+    if with_schedules:  # the pairs asked for, keyed as asked; without ``pair``, every pair by altname
+        named = list(zip(names, pairs, strict=True)) or [(pair.altname, pair) for pair in ins.pairs]
+        result["schedules"] = [_schedule(name, pair.fees, volume, fee_asset) for name, pair in named]
     return result
 
 

@@ -50,6 +50,10 @@ class Rows:
     balances: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # -> [total, held]
     withdraw_holds: list[tuple[str, int, int, int]] = field(default_factory=list)  # ref, account, asset, amt
     withdraw_resolved: list[tuple[str]] = field(default_factory=list)  # refs posted or voided
+    # OrderAmends' log: amend_no, volume, display, limit, stop, the volume less the lots the order
+    # filled earlier in this batch (the store subtracts the rest: amends are written before fills,
+    # so its filled_lots then holds the earlier batches' fills), ts, order_no
+    amend_log: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
 
 
 class Projector:
@@ -220,3 +224,9 @@ class Projector:
                     e2.order_no,
                 )
             )
+            filled = sum(f[0] for f in rows.order_fills if f[5] == e2.order_no)  # amends are rare
+            assert 0 <= filled < e2.volume_lots, "an amend leaves the order something to fill"
+            rows.amend_log.append(
+                (e2.amend_no, e2.volume_lots, e2.display_lots, e2.price_ticks, e2.stop_ticks,
+                 e2.volume_lots - filled, e2.ts_ns, e2.order_no)
+            )  # fmt: skip
