@@ -7,7 +7,7 @@
     1 sell stop-loss-limit 1 @ 95.0 limit 94.5
     1 buy limit 1 @ 99.0 gtd=5 start=2 cl=a ref=7 stp=oldest   (times in seconds after T0)
     1 cancel #3 cl=a ref=7 | 1 cancel-all | 1 dms 10
-    1 amend #3 qty=0.5 price=99.0 trigger=95.0 display=0.1 post
+    1 amend #3 qty=0.5 price=99.0 trigger=95.0 display=0.1 post   (prices may be relative: -1.0 +2%)
     1 edit #3 qty=2 price=98.0 post=1 ref=9 validate
     1 deposit USD 100 | 1 withdraw XBT 1
     tick 5                                   time moves to T0 + 5 s
@@ -182,6 +182,11 @@ def _place(account: int, verb: str, rest: list[str], ts_ns: int) -> PlaceOrder:
 def _amend(account: int, rest: list[str], ts_ns: int) -> AmendOrder:
     kv, plain = _kv(rest)
     target = [w for w in plain if w.startswith("#")]
+    prices: dict[str, int] = {}
+    for word, name in (("price", "limit_price"), ("trigger", "trigger_price")):
+        if word in kv:  # absolute, or relative as for placing: -2.0 +0.5% #1.0
+            kind, ticks, pct = price_spec(kv[word])
+            prices.update({f"{name}_ticks": ticks, f"{name}_kind": kind, f"{name}_pct_ppm": pct})
     return AmendOrder(
         ts_ns,
         account,
@@ -189,9 +194,8 @@ def _amend(account: int, rest: list[str], ts_ns: int) -> AmendOrder:
         cl_ord_id=kv.get("cl", ""),
         order_qty_lots=lots(kv["qty"]) if "qty" in kv else -1,
         display_lots=lots(kv["display"]) if "display" in kv else -1,
-        limit_price_ticks=px(kv["price"]) if "price" in kv else -1,
-        trigger_price_ticks=px(kv["trigger"]) if "trigger" in kv else -1,
         post_only="post" in plain,
+        **prices,
     )
 
 

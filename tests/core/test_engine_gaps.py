@@ -1,5 +1,5 @@
-"""Scenarios for three engine gaps: edit keeps the client order id, scheduled orders meet the mode
-of their start time, and unsupported price forms are refused by name.
+"""Scenarios for two engine gaps: edit keeps the client order id, and scheduled orders meet the mode
+of their start time. (Relative limit prices, once refused here, are test_engine_relative_prices.py's.)
 
 Rows read as in test_engine_orders.py: commands in (enginedsl); trades, book, closes, rejects and
 live orders out; the harness checks conservation, holds and the book after every command.
@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import pytest
 from tests.core.enginedsl import Scenario, run
-from tests.core.enginekit import Harness, accepted, digest, of_type
+from tests.core.enginekit import Harness, accepted, of_type
 
 from abyssal.core.messages import (
     CloseReason,
     OrderAccepted,
     OrderClosed,
     OrderStarted,
-    PlaceOrder,
-    PriceKind,
-    Reject,
-    Rejected,
 )
 
 F = "closed:filled"
@@ -213,44 +209,3 @@ def test_a_refused_start_is_announced_then_closed_with_its_hold_released() -> No
     assert started.ts_ns == closed.ts_ns == accepted(events).start_ns  # at its own time, not the tick's
     assert (closed.reason, closed.released_minor) == (CloseReason.mode_refused, held)
     assert h.s.accounts[1].held == [0] * len(h.s.accounts[1].held)
-
-
-# ------------------------------------------------------------------ price forms the engine refuses
-@table(
-    Scenario(
-        "a relative limit price is refused by name",
-        """3 sell limit 0.1 @ 100.0
-           4 buy limit 0.1 @ 100.0
-           1 buy limit 1 @ -5.0""",
-        trades=["0.1 @ 100 #1<-#2"],
-        closes={1: F, 2: F},
-        rejects=["invalid_price"],
-        open=[],
-    ),
-    Scenario(
-        "a percentage limit price too",
-        "1 sell limit 1 @ +1%",
-        rejects=["invalid_price"],
-        open=[],
-    ),
-    Scenario(
-        "a relative iceberg price too",
-        "1 sell iceberg 1 @ #2.0 display 0.1",
-        rejects=["invalid_price"],
-        open=[],
-    ),
-)
-def test_unsupported_price_forms_are_refused_by_name(scenario: Scenario) -> None:
-    scenario.check()
-
-
-@pytest.mark.parametrize("kind", [PriceKind.plus, PriceKind.minus, PriceKind.hash, 9])
-def test_a_relative_limit_changes_nothing(kind: int) -> None:
-    h = Harness()
-    h.fund(1)
-    before = digest(h.engine)
-    cmd = PlaceOrder(h.ts_ns + 1, 1, 0, 0, 1, 10**8, price_kind=int(kind), price_ticks=50)
-    (reply,) = h.apply(cmd)
-    assert isinstance(reply, Rejected)
-    assert reply.reason in (Reject.invalid_price, Reject.invalid_arguments)
-    assert digest(h.engine) == before

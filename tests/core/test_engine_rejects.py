@@ -87,7 +87,12 @@ BAD_ORDERS: list[tuple[str, dict[str, Any], Reject]] = [
     ),
     ("zero price", {"price_ticks": 0}, Reject.invalid_price),
     ("negative price", {"price_ticks": -10}, Reject.invalid_price),
-    ("relative limit price", {"price_kind": int(PriceKind.plus)}, Reject.invalid_price),
+    (
+        "relative limit price below zero",
+        {"price_kind": int(PriceKind.minus), "price_ticks": px("150")},
+        Reject.invalid_price,
+    ),
+    ("unknown limit price kind", {"price_kind": 9}, Reject.invalid_arguments),
     ("negative stop price", {"ordertype": 3, "side": 1, "price_ticks": -10}, Reject.invalid_price),
     ("zero stop price", {"ordertype": 3, "side": 1, "price_ticks": 0}, Reject.invalid_price),
     ("stop-limit without a limit", {"ordertype": 5, "side": 1, "price_ticks": 900}, Reject.invalid_price),

@@ -125,6 +125,11 @@ class StreamGen:
             last = self.engine.s.last_price[i] or MID_TICKS[i]
             away = r.randint(-4, 12)
             kw["price_ticks"] = max(1, last - away if side == BUY else last + away)
+            if r.random() < 0.15:  # relative: the engine resolves it against the last trade
+                kw["price_kind"] = int(r.choice((PriceKind.plus, PriceKind.minus, PriceKind.hash)))
+                kw["price_ticks"] = r.randint(0, 8)
+                if r.random() < 0.3:
+                    kw["price_pct_ppm"] = r.randint(1, 3) * 1_000  # 0.001 % .. 0.003 %
         if t == OrderType.iceberg:
             volume *= 5
             kw["display_lots"] = -(-volume // r.randint(2, 15))
@@ -226,6 +231,9 @@ class StreamGen:
             kw["display_lots"] = -(-o.volume_lots // r.randint(2, 15))
         if r.random() < 0.4:
             kw["limit_price_ticks"] = self._near(o.pair)
+            if r.random() < 0.2:  # relative to the last trade
+                kw["limit_price_kind"] = int(r.choice((PriceKind.plus, PriceKind.minus)))
+                kw["limit_price_ticks"] = r.randint(0, 8)
         if not o.triggered and r.random() < 0.5:
             kw["trigger_price_ticks"] = self._near(o.pair)
         kw["post_only"] = r.random() < 0.2

@@ -383,7 +383,12 @@ CASES = [
     Case("zero price", BAD_PRICE, add(price="0")),
     Case("price of 2**63 ticks", BAD_PRICE, add(price="922337203685477580.8")),
     Case("price of 31 digits", BAD_PRICE, add(price="1" * 31)),
-    Case("relative price on a limit", BAD_PRICE, add(price="-5")),
+    Case(
+        "relative price on a limit before any trade",
+        "EOrder:Invalid price:No last trade price for a relative price",
+        add(price="-5"),
+    ),
+    Case("percentage price without a sign", BAD_PRICE, add(price="5%")),
     Case("stop-loss-limit without price2", f"{INVALID}:price2", add(ordertype="stop-loss-limit")),
     Case(
         "price2 not a number",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from abyssal.core.book import Order
+from abyssal.core.instruments import UNITS_MAX
 from abyssal.core.matching import close_order, would_take
 from abyssal.core.messages import (
     FLAG_POST,
@@ -20,11 +21,12 @@ from abyssal.core.messages import (
     OrderStatus,
     OrderType,
     PlaceOrder,
+    PriceKind,
     Reject,
     Rejected,
     Side,
 )
-from abyssal.core.placement import ICEBERG_DISPLAY_RATIO_MAX
+from abyssal.core.placement import ICEBERG_DISPLAY_RATIO_MAX, PRICE_KINDS, resolve, resolve_limit
 from abyssal.core.settlement import required_hold
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ AMENDABLE = (
     OrderType.stop_loss_limit,
     OrderType.take_profit_limit,
 )
+STOP_LOSS_TYPES = (OrderType.stop_loss, OrderType.stop_loss_limit)
 
 
 def _find(engine: Engine, account: int, order_no: int, cl_ord_id: str) -> Order | None:
@@ -49,11 +52,50 @@ def _find(engine: Engine, account: int, order_no: int, cl_ord_id: str) -> Order 
     return acct.owns(order_no)
 
 
+def _price_refused(c: AmendOrder, resolved: int | None, name: str) -> Rejected:
+    """The refusal of a relative amend price: no last trade yet, or a result that is no price."""
+    if resolved is None:  # a relative price before the pair's first trade
+        return Rejected(c.account, int(Reject.no_last_price))
+    return Rejected(c.account, int(Reject.invalid_price), name)
+
+
+def _new_prices(
+    c: AmendOrder, o: Order, last: int, tick: int, limit: int, has_limit: bool
+) -> tuple[int, int] | Rejected:
+    """(limit, trigger) after the amend, or its refusal; ``limit`` is the order's current one.
+
+    A relative price is an offset from the last trade (Kraken: "relative to the market price"),
+    read from the engine's state, so a replay resolves it the same: a limit (a stop-limit's too)
+    as ``placement.resolve_limit`` resolves a placed limit, rounded to the passive side; a trigger
+    as a placed stop's. Absolute prices pass through unchanged for the caller's checks.
+    """
+    waiting = not o.triggered
+    new_limit = c.limit_price_ticks if c.limit_price_ticks >= 0 and has_limit else limit
+    new_stop = c.trigger_price_ticks if c.trigger_price_ticks >= 0 and waiting else o.stop_ticks
+    if c.limit_price_kind != PriceKind.abs and c.limit_price_ticks >= 0 and has_limit:
+        kind, ticks, pct = c.limit_price_kind, c.limit_price_ticks, c.limit_price_pct_ppm
+        resolved = resolve_limit(kind, ticks, pct, last, o.is_buy, tick)
+        if resolved is None or not 0 < resolved <= UNITS_MAX:
+            return _price_refused(c, resolved, "limit_price")
+        new_limit = resolved
+    if c.trigger_price_kind != PriceKind.abs and c.trigger_price_ticks >= 0 and waiting:
+        up = (o.ordertype in STOP_LOSS_TYPES) == o.is_buy  # '#': a stop-loss buy fires above the market
+        kind, ticks, pct = c.trigger_price_kind, c.trigger_price_ticks, c.trigger_price_pct_ppm
+        resolved = resolve(kind, ticks, pct, last, up, tick)
+        if resolved is None or not 0 < resolved <= UNITS_MAX:
+            return _price_refused(c, resolved, "trigger_price")
+        new_stop = resolved
+    return new_limit, new_stop
+
+
 def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     s = engine.s
     o = _find(engine, c.account, c.order_no, c.cl_ord_id)
     if o is None:
         events.append(Rejected(c.account, int(Reject.unknown_order)))
+        return
+    if c.limit_price_kind not in PRICE_KINDS or c.trigger_price_kind not in PRICE_KINDS:
+        events.append(Rejected(c.account, int(Reject.invalid_arguments), "price_kind"))
         return
     if o.ordertype not in AMENDABLE or (o.ordertype in TRIGGERED_TYPES and o.triggered):
         events.append(Rejected(c.account, int(Reject.not_amendable)))
@@ -76,8 +118,11 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     waiting = not o.triggered  # an untriggered stop: its limit lives in price2 until it fires
     limit = o.price2_ticks if waiting and o.ordertype != OrderType.stop_loss else o.limit_ticks
     has_limit = o.ordertype not in (OrderType.stop_loss, OrderType.take_profit)
-    new_limit = c.limit_price_ticks if c.limit_price_ticks >= 0 and has_limit else limit
-    new_stop = c.trigger_price_ticks if c.trigger_price_ticks >= 0 and waiting else o.stop_ticks
+    prices = _new_prices(c, o, s.last_price[o.pair], tick, limit, has_limit)
+    if isinstance(prices, Rejected):
+        events.append(prices)
+        return
+    new_limit, new_stop = prices
     for value in (new_limit, new_stop):
         if value < 0 or (value and value % tick):
             events.append(Rejected(c.account, int(Reject.tick_size)))

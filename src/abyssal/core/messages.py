@@ -261,9 +261,16 @@ class AmendOrder(Command, frozen=True, tag="amend"):
     cl_ord_id: str = ""
     order_qty_lots: int = -1  # -1: unchanged
     display_lots: int = -1
-    limit_price_ticks: int = -1
+    limit_price_ticks: int = -1  # the new price, or with a relative kind the offset in ticks
     trigger_price_ticks: int = -1
     post_only: bool = False
+    # relative prices (after the fields above, so older logged amends still decode): how
+    # ``limit_price_ticks`` / ``trigger_price_ticks`` are read, as PlaceOrder's ``price_kind``
+    # and ``price_pct_ppm``; the engine resolves them against the last trade
+    limit_price_kind: int = PriceKind.abs
+    limit_price_pct_ppm: int = -1
+    trigger_price_kind: int = PriceKind.abs
+    trigger_price_pct_ppm: int = -1
 
 
 class EditOrder(Command, frozen=True, tag="edit"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from abyssal.core.book import Order
-from abyssal.core.instruments import PPM, Pair, ceil_div
+from abyssal.core.instruments import PPM, UNITS_MAX, Pair, ceil_div
 from abyssal.core.matching import walk_cost_raw
 from abyssal.core.messages import (
     FLAG_FCIB,
@@ -35,6 +35,7 @@ _MODE_LIMIT_ONLY: Final = Mode.limit_only
 _MODE_MAINTENANCE: Final = Mode.maintenance
 _MODE_POST_ONLY: Final = Mode.post_only
 _PRICE_ABS: Final = PriceKind.abs
+_PRICE_HASH: Final = PriceKind.hash
 _PRICE_MINUS: Final = PriceKind.minus
 _PRICE_PLUS: Final = PriceKind.plus
 _REASON_FILLED: Final = CloseReason.filled
@@ -104,9 +105,18 @@ def resolve_prices(
     if t == _TYPE_MARKET:
         return 0, 0, 0, 0, -1
     if t in LIMIT_PRICED:
-        if c.price_kind != _PRICE_ABS or c.price_ticks <= 0:
-            return Reject.invalid_price, "price"
         limit = c.price_ticks
+        if c.price_kind != _PRICE_ABS:
+            if c.price_ticks < 0:  # an offset is never negative: its sign is the kind
+                return Reject.invalid_price, "price"
+            resolved = resolve_limit(c.price_kind, c.price_ticks, c.price_pct_ppm, last, is_buy, tick)
+            if resolved is None:
+                return Reject.no_last_price, ""
+            if resolved > UNITS_MAX:
+                return Reject.invalid_price, "price"
+            limit = resolved
+        if limit <= 0:
+            return Reject.invalid_price, "price"
     elif t in TRAILING:
         if c.price_kind != _PRICE_PLUS or c.price_ticks < 0:
             return Reject.invalid_price, "price"
@@ -182,7 +192,7 @@ _ORDER_TYPE_BY_CODE: Final = {int(t): t for t in OrderType}
 _SIDES: Final = frozenset(int(x) for x in Side)
 _TIFS: Final = frozenset(int(x) for x in TimeInForce)
 _STPS: Final = frozenset(int(x) for x in Stp)
-_PRICE_KINDS: Final = frozenset(int(x) for x in PriceKind)
+PRICE_KINDS: Final = frozenset(int(x) for x in PriceKind)
 
 
 def known_enums(c: PlaceOrder) -> bool:
@@ -191,8 +201,8 @@ def known_enums(c: PlaceOrder) -> bool:
         and c.side in _SIDES
         and c.tif in _TIFS
         and c.stp in _STPS
-        and c.price_kind in _PRICE_KINDS
-        and c.price2_kind in _PRICE_KINDS
+        and c.price_kind in PRICE_KINDS
+        and c.price2_kind in PRICE_KINDS
     )
 
 
@@ -218,6 +228,38 @@ def resolve(kind: int, ticks: int, pct_ppm: int, base: int, up: bool, tick: int)
     if kind == PriceKind.plus or (kind == PriceKind.hash and up):
         return base + delta
     return base - delta
+
+
+def resolve_limit(kind: int, ticks: int, pct_ppm: int, last: int, is_buy: bool, tick: int) -> int | None:
+    """A relative limit price against the last trade (None before the first trade).
+
+    ``#`` moves away from the market, as for a take-profit: a buy below the last trade, a sell
+    above it. An absolute offset is exact (off the tick, the caller refuses it as it would the
+    same absolute price); a percentage is exact until the last step, then rounded to the tick on
+    the passive side, down for a buy and up for a sell, so the order never pays more (or takes
+    less) than the figure the client wrote. The result may be zero or negative: the caller
+    refuses it.
+    """
+    assert kind != _PRICE_ABS, "an absolute price needs no resolving"
+    assert ticks >= 0, "an offset's sign is its kind"
+    assert tick >= 1
+    if not last:
+        return None
+    up = kind == _PRICE_PLUS or (kind == _PRICE_HASH and not is_buy)
+    if pct_ppm < 0:
+        return last + ticks if up else last - ticks
+    whole = 100 * PPM  # pct_ppm is millionths of a percent: 100 % of the last trade
+    exact = last * (whole + pct_ppm if up else whole - pct_ppm)  # the price, times ``whole``
+    if is_buy:
+        price = exact // whole
+        price -= price % tick
+        assert price * whole <= exact, "a buy's limit is rounded down"
+    else:
+        price = -(-exact // whole)
+        price += -price % tick
+        assert price * whole >= exact, "a sell's limit is rounded up"
+    assert price % tick == 0
+    return price
 
 
 def accepted_event(

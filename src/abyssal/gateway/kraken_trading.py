@@ -24,7 +24,7 @@ from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.context import Ctx, first_rejection, raise_if_rejected
 from abyssal.gateway.errors import reject_text
 from abyssal.gateway.formats import describe, volume_text
-from abyssal.gateway.order_params import find_pair, lots, place_order, price_parts, ticks
+from abyssal.gateway.order_params import amend_price, find_pair, lots, place_order, price_parts
 from abyssal.gateway.params import (
     ParamError,
     Params,
@@ -155,24 +155,24 @@ async def amend_order(ctx: Ctx, p: Params) -> Any:
         raise ParamError("EOrder:Unknown order")
     qty = opt_decimal(p, "order_qty")
     display = opt_decimal(p, "display_qty")
-    limit = opt_price(p, "limit_price")
-    trigger = opt_price(p, "trigger_price")
-    for spec, name in ((limit, "limit_price"), (trigger, "trigger_price")):
-        if spec is not None and (spec.kind != "abs" or spec.percent):
-            raise invalid(name)  # relative amend prices are not offered
+    # absolute, or a +/- offset (or %) from the last trade that the engine resolves
+    limit_kind, limit_ticks, limit_pct = amend_price(pair, opt_price(p, "limit_price"), "limit_price")
+    trigger_kind, trigger_ticks, trigger_pct = amend_price(
+        pair, opt_price(p, "trigger_price"), "trigger_price"
+    )
     cmd = AmendOrder(
         ts_ns=ctx.now_ns,
         account=ctx.account,
         order_no=order_no,
         order_qty_lots=lots(pair, qty, "order_qty") if qty is not None else -1,
         display_lots=lots(pair, display, "display_qty") if display is not None else -1,
-        limit_price_ticks=price_parts(pair, limit, "EOrder:Invalid price:Invalid price argument")[1]
-        if limit
-        else -1,
-        trigger_price_ticks=ticks(pair, trigger.value, "EOrder:Invalid price:Invalid price argument")
-        if trigger
-        else -1,
+        limit_price_ticks=limit_ticks,
+        trigger_price_ticks=trigger_ticks,
         post_only=opt_bool(p, "post_only", False),
+        limit_price_kind=limit_kind,
+        limit_price_pct_ppm=limit_pct,
+        trigger_price_kind=trigger_kind,
+        trigger_price_pct_ppm=trigger_pct,
     )
     await limits.charge_amend(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)

@@ -21,6 +21,7 @@ from abyssal.core.messages import (
     TimeInForce,
 )
 from abyssal.gateway.params import (
+    INVALID_PRICE,
     ParamError,
     Params,
     PriceSpec,
@@ -104,7 +105,15 @@ def ticks(pair: Pair, value: Decimal, error: str) -> int:
 
 
 def price_parts(pair: Pair, spec: PriceSpec | None, error: str) -> tuple[int, int, int]:
-    """(kind, ticks, pct_ppm) for PlaceOrder; pct_ppm is millionths of a percent, -1 when absolute."""
+    """(kind, ticks, pct_ppm) for PlaceOrder; pct_ppm is millionths of a percent, -1 when absolute.
+
+    Every priced order type may carry the relative forms (``+x``, ``-x``, ``#x``, each also as a
+    percentage ``+x%``): they stay a kind and an offset, resolved by the engine, the only one that
+    knows the last trade. A percentage needs its sign (Kraken documents ``%`` only as the suffix
+    of a relative price; a bare ``5%`` names no direction) and stays below 100: ``-100%`` leaves no
+    price at all, and one bound for every sign keeps this a parse rule (a limit buy at twice the
+    last trade is a typo more often than an order).
+    """
     if spec is None:
         return _ABS, 0, -1
     if spec.percent:
@@ -112,6 +121,23 @@ def price_parts(pair: Pair, spec: PriceSpec | None, error: str) -> tuple[int, in
             raise ParamError(error)
         return KIND[spec.kind], 0, int(spec.value.scaleb(PCT_DECIMALS_MAX))
     return KIND[spec.kind], ticks(pair, spec.value, error), -1
+
+
+def amend_price(pair: Pair, spec: PriceSpec | None, name: str) -> tuple[int, int, int]:
+    """(kind, ticks, pct_ppm) of an AmendOrder ``limit_price``/``trigger_price``; ticks -1 when absent.
+
+    Kraken's amend takes an absolute price or a ``+``/``-`` offset from the last trade, optionally
+    in ``%``: the engine resolves it as it does a placed order's. ``#`` (whose direction follows
+    the order type) is not among the amend's forms and is refused by name.
+    """
+    if spec is None:
+        return _ABS, -1, -1
+    if spec.kind == "hash":
+        raise invalid(name)
+    kind, value_ticks, pct_ppm = price_parts(pair, spec, INVALID_PRICE)
+    assert value_ticks >= 0, "a given price reads as a change (-1 is unchanged)"
+    assert pct_ppm < 0 or kind != _ABS, "a percentage is always relative"
+    return kind, value_ticks, pct_ppm
 
 
 def parse_flags(p: Params) -> int:

@@ -13,7 +13,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from abyssal.gateway.params import DECIMAL_CHARS_MAX, invalid, parse_rfc3339_ns
+from abyssal.core.instruments import Pair
+from abyssal.core.messages import PriceKind
+from abyssal.gateway.order_params import amend_price, ticks
+from abyssal.gateway.params import (
+    DECIMAL_CHARS_MAX,
+    INVALID_PRICE,
+    ParamError,
+    invalid,
+    parse_price,
+    parse_rfc3339_ns,
+)
 from abyssal.gateway.ws_codec import Json
 
 ORDER_FIELDS: Final = frozenset(
@@ -104,6 +114,20 @@ def _relative(value: Decimal, price_type: str, name: str) -> str:
         return text(value)
     sign = "-" if value < 0 else "+"
     return sign + text(abs(value)) + ("%" if price_type == "pct" else "")
+
+
+def amend_price_parts(pair: Pair, params: Json, name: str, type_name: str) -> tuple[int, int, int]:
+    """(kind, ticks, pct_ppm) of an amend_order price, ticks -1 when absent: ``static``, or a
+    ``quote``/``pct`` offset from the last trade (negative: below it), read as REST's AmendOrder
+    reads ``-5`` or ``+1%``."""
+    price_type = _price_type(params, type_name)
+    value = number(params, name)
+    if value is not None and price_type == "static":
+        return int(PriceKind.abs), ticks(pair, value, INVALID_PRICE), -1  # negative: INVALID_PRICE
+    spec = None if value is None else parse_price(_relative(value, price_type, name))
+    if value is not None and spec is None:
+        raise ParamError(INVALID_PRICE)
+    return amend_price(pair, spec, name)
 
 
 def _price_type(params: Json, name: str) -> str:

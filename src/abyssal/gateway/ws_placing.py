@@ -7,7 +7,6 @@ same orders; each method runs one engine command and answers once it is durable.
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 from abyssal.core import ids
@@ -28,7 +27,7 @@ from abyssal.gateway.keys import ApiKey
 from abyssal.gateway.order_params import lots, place_order, ticks
 from abyssal.gateway.params import ParamError, invalid, opt_deadline_ns
 from abyssal.gateway.ws_codec import Json, Reply
-from abyssal.gateway.ws_order_params import check_fields, number, rest_order
+from abyssal.gateway.ws_order_params import amend_price_parts, check_fields, number, rest_order
 
 if TYPE_CHECKING:
     from abyssal.gateway.ws_session import Session
@@ -143,12 +142,6 @@ def _order_no(session: Session, key: ApiKey, params: Json) -> int:
     return number_
 
 
-def _static_price(params: Json, name: str, type_name: str) -> Decimal | None:
-    if params.get(type_name, "static") != "static":
-        raise invalid(type_name)  # relative amend prices are not offered (as on REST)
-    return number(params, name)
-
-
 async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply) -> list[bytes]:
     check_fields(
         params,
@@ -174,21 +167,27 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
     order_no = _order_no(session, key, params)
     pair = session.service.instruments.pairs[session.service.exchange.engine.s.orders[order_no].pair]
     qty, display = number(params, "order_qty"), number(params, "display_qty")
-    limit = _static_price(params, "limit_price", "limit_price_type")
-    trigger = _static_price(params, "trigger_price", "trigger_price_type")
+    # static, or a quote/pct offset from the last trade that the engine resolves (as on REST)
+    limit_kind, limit_ticks, limit_pct = amend_price_parts(pair, params, "limit_price", "limit_price_type")
+    trigger_kind, trigger_ticks, trigger_pct = amend_price_parts(
+        pair, params, "trigger_price", "trigger_price_type"
+    )
     post_only = params.get("post_only", False)
     if not isinstance(post_only, bool):
         raise invalid("post_only")
-    bad_price = "EOrder:Invalid price:Invalid price argument"
     command = AmendOrder(
         ts_ns=now,
         account=key.account,
         order_no=order_no,
         order_qty_lots=lots(pair, qty, "order_qty") if qty is not None else -1,
         display_lots=lots(pair, display, "display_qty") if display is not None else -1,
-        limit_price_ticks=ticks(pair, limit, bad_price) if limit is not None else -1,
-        trigger_price_ticks=ticks(pair, trigger, bad_price) if trigger is not None else -1,
+        limit_price_ticks=limit_ticks,
+        trigger_price_ticks=trigger_ticks,
         post_only=post_only,
+        limit_price_kind=limit_kind,
+        limit_price_pct_ppm=limit_pct,
+        trigger_price_kind=trigger_kind,
+        trigger_price_pct_ppm=trigger_pct,
     )
     await limits.charge_amend(session.service.exchange, key.account, pair.id, order_no, now)
     events = await execute(session, command)
