@@ -230,3 +230,43 @@ def test_websocket_add_and_amend_take_relative_prices(market: Market) -> None:
         asyncio.run(scenario())
     finally:
         a.ok("CancelAll")
+
+
+def test_edit_order_refuses_a_relative_price_instead_of_reading_it_as_absolute(market: Market) -> None:
+    a = market.alice
+    placed = a.ok("AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.001", price="19000.0")
+    (txid,) = placed["txid"]
+    try:
+        before = _held(a)
+        for price in ("-5", "+5", "#5", "-1%"):  # "-5" was once placed as an order at 5.0
+            assert a.refused("EditOrder", txid=txid, pair="XBTUSD", price=price) == [BAD_PRICE]
+            assert a.refused("EditOrder", txid=txid, pair="XBTUSD", price2=price) == [
+                "EOrder:Invalid price:Invalid secondary price argument"
+            ]
+        assert _held(a) == before
+        assert list(a.ok("OpenOrders")["open"]) == [txid]
+        edited = a.ok("EditOrder", txid=txid, pair="XBTUSD", price="18999.0")
+        assert edited["price"] == "18999.0"
+        txid = edited["txid"]
+    finally:
+        assert a.ok("CancelOrder", txid=txid) == {"count": 1}
+
+
+def test_an_amend_that_cancels_the_rest_answers_an_id_of_its_own(market: Market) -> None:
+    a, b = market.alice, market.bob
+    ids = set()
+    for _ in range(2):
+        other = a.ok(
+            "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.002", price="18000.0"
+        )
+        ids.add(a.ok("AmendOrder", txid=other["txid"][0], order_qty="0.001")["amend_id"])
+        assert a.ok("CancelOrder", txid=other["txid"][0]) == {"count": 1}
+        sell = b.ok(
+            "AddOrder", pair="XBTUSD", type="sell", ordertype="limit", volume="0.004", price="18500.0"
+        )
+        a.ok("AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.002", price="18500.0")
+        answer = b.ok("AmendOrder", txid=sell["txid"][0], order_qty="0.001")  # below the 0.002 executed
+        info = b.order(sell["txid"][0])
+        assert (info["status"], info["vol_exec"]) == ("canceled", "0.00200000")
+        ids.add(answer["amend_id"])
+    assert len(ids) == 4  # no answer repeats another amend's id

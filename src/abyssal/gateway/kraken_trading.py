@@ -17,8 +17,10 @@ from abyssal.core.messages import (
     EditOrder,
     Event,
     OrderAccepted,
+    OrderAmended,
     PlaceBatch,
     PlaceOrder,
+    PriceKind,
 )
 from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.context import Ctx, first_rejection, raise_if_rejected
@@ -26,8 +28,11 @@ from abyssal.gateway.errors import reject_text
 from abyssal.gateway.formats import describe, volume_text
 from abyssal.gateway.order_params import amend_price, find_pair, lots, place_order, price_parts
 from abyssal.gateway.params import (
+    INVALID_PRICE,
+    INVALID_PRICE2,
     ParamError,
     Params,
+    PriceSpec,
     int_text,
     invalid,
     object_list,
@@ -49,6 +54,9 @@ DMS_TIMEOUT_S_MAX = 86_399
 # shape decode to no number at all; Kraken cannot tell such an id from one it forgot, and neither do we.
 KRAKEN_ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
 NO_ORDER = 0  # order numbers start at 1: matches no order, so the engine answers "Unknown order"
+# the amend id answered for an amend that cancelled the order's rest: beside the engine's amend
+# numbers and OrderAmends' originals (kraken_account.ORIGINAL_AMEND_BIT), one per order
+CANCELLING_AMEND_BIT = 1 << 62
 
 
 def check_deadline(ctx: Ctx, p: Params) -> None:
@@ -177,9 +185,12 @@ async def amend_order(ctx: Ctx, p: Params) -> Any:
     await limits.charge_amend(ctx.exchange, ctx.account, pair.id, order_no, ctx.now_ns)
     events = await ctx.run(cmd)
     raise_if_rejected(events)
-    amends = [e for e in events if type(e).__name__ == "OrderAmended"]
-    amend_no = getattr(amends[0], "amend_no", 0) if amends else ctx.exchange.engine.s.amend_no
-    return {"amend_id": ids.amend_id(max(1, amend_no))}
+    amends = [e for e in events if isinstance(e, OrderAmended)]
+    if amends:
+        return {"amend_id": ids.amend_id(amends[0].amend_no)}
+    # a quantity at or below what the order executed cancelled the rest (the contract): no amend
+    # is recorded, and the answer's id is this order's own, never another amend's
+    return {"amend_id": ids.amend_id(CANCELLING_AMEND_BIT | order_no)}
 
 
 async def edit_order(ctx: Ctx, p: Params) -> Any:
@@ -197,7 +208,8 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
         raise invalid("pair")
     volume = opt_decimal(p, "volume")
     display = opt_decimal(p, "displayvol")
-    price = opt_price(p, "price")
+    price = _edit_price(pair, opt_price(p, "price"), INVALID_PRICE)
+    price2 = _edit_price(pair, opt_price(p, "price2"), INVALID_PRICE2)
     flags = str_list(p, "oflags", items_max=4)
     if any(f not in ("post", "fcib", "fciq") for f in flags):
         raise invalid("oflags")
@@ -209,9 +221,8 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
         order_no=order_no,
         volume_lots=lots(pair, volume, "volume") if volume is not None else -1,
         display_lots=lots(pair, display, "displayvol") if display is not None else -1,
-        price_ticks=price_parts(pair, price, "EOrder:Invalid price:Invalid price argument")[1]
-        if price
-        else -1,
+        price_ticks=price,
+        price2_ticks=price2,
         post_only=(1 if "post" in flags else 0) if "oflags" in p else -1,
         userref=userref if userref is not None and userref >= 0 else -1,
         validate=validate,
@@ -235,6 +246,18 @@ async def edit_order(ctx: Ctx, p: Params) -> Any:
     if not accepted.validate_only:
         result["txid"] = ids.order_id(accepted.order_no)
     return result
+
+
+def _edit_price(pair: Pair, spec: PriceSpec | None, error: str) -> int:
+    """An EditOrder price in ticks, -1 when absent. Only absolute prices: the edit command has no
+    relative kind for the engine to resolve (AmendOrder has), and reading ``-5`` as the price 5.0
+    would place an order nobody asked for."""
+    if spec is None:
+        return -1
+    kind, ticks_, _ = price_parts(pair, spec, error)
+    if kind != int(PriceKind.abs):
+        raise ParamError(error)
+    return ticks_
 
 
 def _cancel_targets(values: list[str]) -> tuple[list[int], list[int]]:
