@@ -270,3 +270,33 @@ def test_an_amend_that_cancels_the_rest_answers_an_id_of_its_own(market: Market)
         assert (info["status"], info["vol_exec"]) == ("canceled", "0.00200000")
         ids.add(answer["amend_id"])
     assert len(ids) == 4  # no answer repeats another amend's id
+
+
+def test_a_websocket_amend_that_cancels_the_rest_answers_an_id_of_its_own(market: Market) -> None:
+    a, b = market.alice, market.bob
+
+    async def scenario() -> None:
+        token = str(b.ok("GetWebSocketsToken")["token"])
+        ws = await WsClient.open(market.server.url)
+        answers = set()
+        try:
+            for _ in range(2):
+                sell = b.ok(
+                    "AddOrder", pair="XBTUSD", type="sell", ordertype="limit", volume="0.004", price="18500.0"
+                )
+                a.ok(
+                    "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.002", price="18500.0"
+                )
+                order_id = sell["txid"][0]
+                req = await ws.request(
+                    "amend_order", {"order_id": order_id, "order_qty": 0.001, "token": token}
+                )
+                answer = await ws.reply(req)
+                assert answer["success"], answer
+                assert b.order(order_id)["status"] == "canceled"
+                answers.add(answer["result"]["amend_id"])
+        finally:
+            await ws.close()
+        assert len(answers) == 2  # once the same id for every such amend
+
+    asyncio.run(scenario())

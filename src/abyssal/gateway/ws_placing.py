@@ -24,6 +24,7 @@ from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.context import first_rejection
 from abyssal.gateway.errors import reject_text
 from abyssal.gateway.keys import ApiKey
+from abyssal.gateway.kraken_trading import CANCELLING_AMEND_BIT
 from abyssal.gateway.order_params import lots, place_order, ticks
 from abyssal.gateway.params import ParamError, invalid, opt_deadline_ns
 from abyssal.gateway.ws_codec import Json, Reply
@@ -192,8 +193,11 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
     await limits.charge_amend(session.service.exchange, key.account, pair.id, order_no, now)
     events = await execute(session, command)
     raise_rejected(events)
-    amend_no = next((e.amend_no for e in events if isinstance(e, OrderAmended)), 0)
-    result: Json = {"amend_id": ids.amend_id(max(1, amend_no)), "order_id": ids.order_id(order_no)}
+    # no OrderAmended: the quantity cancelled the rest, and the id is the order's own (as on REST)
+    amend_no = next(
+        (e.amend_no for e in events if isinstance(e, OrderAmended)), CANCELLING_AMEND_BIT | order_no
+    )
+    result: Json = {"amend_id": ids.amend_id(amend_no), "order_id": ids.order_id(order_no)}
     if isinstance(params.get("cl_ord_id"), str):
         result["cl_ord_id"] = params["cl_ord_id"]
     return [reply.ok(result)]
