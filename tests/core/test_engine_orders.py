@@ -888,6 +888,41 @@ def test_self_trade_prevention(scenario: Scenario) -> None:
         open=[],
     ),
     Scenario(
+        "amend at or below the filled quantity cancels the rest, whatever the minimums",
+        """1 buy limit 2 @ 100.0
+           2 sell limit 1 @ 100.0
+           1 amend #1 qty=0.00001""",
+        trades=["1 @ 100 #1<-#2"],
+        closes={2: F, 1: "canceled:amended_below_filled"},
+        open=[],
+    ),
+    Scenario(
+        "an amend below ordermin is refused and changes nothing (AddOrder would refuse it too)",
+        """1 buy limit 0.01 @ 20000.0
+           1 amend #1 qty=0.00001""",
+        rejects=["volume_below_minimum"],
+        bids=["20000 x 0.01"],
+        open=[1],
+    ),
+    Scenario(
+        "an amend whose price takes the cost below costmin is refused",
+        """1 buy limit 0.001 @ 1000.0
+           1 amend #1 price=400.0""",
+        rejects=["cost_below_minimum"],
+        bids=["1000 x 0.001"],
+        open=[1],
+    ),
+    Scenario(
+        "the minimums hold an amend's total quantity, not what is left of it",
+        """1 buy limit 1 @ 100.0
+           2 sell limit 0.006 @ 100.0
+           1 amend #1 qty=0.00602 price=99.0""",
+        trades=["0.006 @ 100 #1<-#2"],
+        bids=["99 x 0.00002"],
+        closes={2: F},
+        open=[1],
+    ),
+    Scenario(
         "post-only amend that would take is refused and changes nothing",
         """2 sell limit 1 @ 101.0
            1 buy limit 1 @ 100.0

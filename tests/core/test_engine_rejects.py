@@ -145,6 +145,25 @@ BAD_COMMANDS: list[tuple[str, str, Reject]] = [
     ("amend beyond the funds", "1 amend #3 qty=9", Reject.insufficient_funds),
     ("amend an iceberg's display above its volume", "1 amend #4 display=4", Reject.invalid_arguments),
     ("post-only amend that would take", "1 amend #3 price=101.0 post", Reject.post_only_would_take),
+    # an amend is held to the pair's minimums as a placed order is (ordermin 0.00005, costmin 0.5 USD)
+    ("amend below ordermin", "1 amend #3 qty=0.00004", Reject.volume_below_minimum),
+    ("amend by cl_ord_id below ordermin", "1 amend cl=bid qty=0.00001", Reject.volume_below_minimum),
+    (
+        "amend an iceberg below ordermin",
+        "1 amend #4 qty=0.00004 display=0.00004",
+        Reject.volume_below_minimum,
+    ),
+    ("amend a scheduled order below ordermin", "1 amend #8 qty=0.00001", Reject.volume_below_minimum),
+    ("amend a stop below ordermin", "1 amend #7 qty=0.00001", Reject.volume_below_minimum),
+    ("amend the size below costmin", "1 amend #3 qty=0.005", Reject.cost_below_minimum),  # 0.495 USD
+    ("amend the price below costmin", "1 amend #3 price=0.4", Reject.cost_below_minimum),
+    ("amend a relative price below costmin", "1 amend #3 price=-99.6", Reject.cost_below_minimum),  # 0.4
+    (
+        "amend size and price, each fine, below costmin",
+        "1 amend #3 qty=0.01 price=40.0",
+        Reject.cost_below_minimum,
+    ),
+    ("amend a stop's trigger below costmin", "1 amend #7 trigger=0.4", Reject.cost_below_minimum),
     ("edit an unknown order", "1 edit #999 price=99.0", Reject.unknown_order),
     ("edit a stop (not a limit)", "1 edit #7 price=94.0", Reject.not_amendable),
     ("edit below the filled volume", "1 edit #3 qty=0", Reject.invalid_volume),

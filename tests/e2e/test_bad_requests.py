@@ -426,6 +426,28 @@ CASES = [
         add(ordertype="iceberg", volume="0.016", displayvol="0.001"),
     ),
     Case("userref with cl_ord_id", f"{INVALID}:cl_ord_id", add(userref="7", cl_ord_id="both")),
+    # cl_ord_id: a long UUID, a 32-hex short UUID, or up to 18 characters of visible ASCII free
+    # text without a comma or < > & " ' (tests/gateway/test_cl_ord_id_params.py says why)
+    Case("empty cl_ord_id", f"{INVALID}:cl_ord_id", add(cl_ord_id="")),
+    Case("cl_ord_id of 19 free characters", f"{INVALID}:cl_ord_id", add(cl_ord_id="a" * 19)),
+    Case(
+        "cl_ord_id of 36 free characters",
+        f"{INVALID}:cl_ord_id",
+        add(cl_ord_id="free-form-text-of-36-characters-long"),
+    ),
+    Case(
+        "cl_ord_id shaped as a UUID with a non-hex digit",
+        f"{INVALID}:cl_ord_id",
+        add(cl_ord_id="6d1b345e-2821-40e2-ad83-4ecb18a0687g"),
+    ),
+    Case(
+        "cl_ord_id of 31 hex digits", f"{INVALID}:cl_ord_id", add(cl_ord_id="da8e4ad59b78481c93e589746b0cf91")
+    ),
+    Case("cl_ord_id with a space", f"{INVALID}:cl_ord_id", add(cl_ord_id="my id")),
+    Case("cl_ord_id with a comma", f"{INVALID}:cl_ord_id", add(cl_ord_id="a,b")),
+    Case("cl_ord_id with markup", f"{INVALID}:cl_ord_id", add(cl_ord_id="<script>")),
+    Case("cl_ord_id not ASCII", f"{INVALID}:cl_ord_id", add(cl_ord_id="caf\u00e9")),
+    Case("cl_ord_id as a JSON number", f"{INVALID}:cl_ord_id", add_json(cl_ord_id=42)),
     Case("userref beyond int32", f"{INVALID}:userref", add(userref="2147483648")),
     Case(
         "conditional close", f"{INVALID}:close", add(**{"close[ordertype]": "limit", "close[price]": "1.0"})
@@ -443,6 +465,27 @@ CASES = [
     Case("order minimum not met", "EOrder:Order minimum not met", add(volume="0.00004")),
     Case("cost minimum not met", "EOrder:Cost minimum not met", add(volume="0.00005", price="100.0")),
     Case("duplicate cl_ord_id", "EOrder:Duplicate cl_ord_id", add(cl_ord_id="dup-1")),
+    # an amend is held to the same minimums (A's order: 0.001 @ 20000.0, ordermin 0.00005, costmin 0.5)
+    Case(
+        "amend below the order minimum",
+        "EOrder:Order minimum not met",
+        lambda c: c.a.form("AmendOrder", {"txid": c.a_open, "order_qty": "0.00001"}),
+    ),
+    Case(
+        "amend by cl_ord_id below the order minimum",
+        "EOrder:Order minimum not met",
+        call("AmendOrder", cl_ord_id="dup-1", order_qty="0.00001"),
+    ),
+    Case(
+        "amend the price below the cost minimum",
+        "EOrder:Cost minimum not met",
+        lambda c: c.a.form("AmendOrder", {"txid": c.a_open, "limit_price": "100.0"}),
+    ),
+    Case(
+        "amend size and price, each fine alone, below the cost minimum",  # 0.0001 x 4000 = 0.4 USD
+        "EOrder:Cost minimum not met",
+        lambda c: c.a.form("AmendOrder", {"txid": c.a_open, "order_qty": "0.0001", "limit_price": "4000.0"}),
+    ),
     Case(
         "pair in cancel_only mode",
         "EService:Market in cancel_only mode",
@@ -479,6 +522,16 @@ CASES = [
         lambda c: c.a.form("CancelOrder", {"txid": c.b_open}),
     ),
     Case("cancel an unknown cl_ord_id", "EOrder:Unknown order", call("CancelOrder", cl_ord_id="never-used")),
+    Case(
+        "cancel an unknown UUID cl_ord_id",
+        "EOrder:Unknown order",
+        call("CancelOrder", cl_ord_id="6d1b345e-2821-40e2-ad83-4ecb18a06876"),
+    ),
+    Case(
+        "amend an unknown cl_ord_id",
+        "EOrder:Unknown order",
+        call("AmendOrder", cl_ord_id="da8e4ad59b78481c93e589746b0cf91f", order_qty="0.002"),
+    ),
     Case("cancel without txid", f"{INVALID}:txid", call("CancelOrder")),
     Case("query an unknown order", "EOrder:Invalid order", call("QueryOrders", txid=UNKNOWN_ORDER)),
     Case("query a malformed txid", "EOrder:Invalid order", call("QueryOrders", txid="O123")),
@@ -536,6 +589,11 @@ CASES = [
         "AddOrderBatch with one invalid order",
         f"{INVALID}:volume",
         batch([BATCH_ORDER, {**BATCH_ORDER, "volume": "1e-3"}]),
+    ),
+    Case(
+        "AddOrderBatch with one bad cl_ord_id",
+        f"{INVALID}:cl_ord_id",
+        batch([BATCH_ORDER, {**BATCH_ORDER, "cl_ord_id": "a" * 19}]),
     ),
     Case(
         "AddOrderBatch orders not a list",
@@ -598,6 +656,18 @@ def test_bad_request_gets_the_exact_error_and_moves_nothing(ctx: Ctx, case: Case
     assert response.json() == {"error": [case.error]}
     assert ctx.snapshot() == before
     assert ctx.a.ok("QueryOrders", {"txid": ctx.a_open})[ctx.a_open]["status"] == "open"
+
+
+def test_each_form_of_cl_ord_id_places_and_names_its_order(ctx: Ctx) -> None:
+    """The three forms the contract allows are accepted, and each then finds its order."""
+    for cl_ord_id in (
+        "6d1b345e-2821-40e2-ad83-4ecb18a06876",  # long UUID
+        "da8e4ad59b78481c93e589746b0cf91f",  # short UUID
+        "free-text-18-chars",  # free text at its limit
+    ):
+        placed = ctx.a.ok("AddOrder", {**LIMIT_BUY, "cl_ord_id": cl_ord_id})["txid"][0]
+        assert ctx.a.ok("QueryOrders", {"txid": placed})[placed]["cl_ord_id"] == cl_ord_id
+        assert ctx.a.ok("CancelOrder", {"cl_ord_id": cl_ord_id}) == {"count": 1}
 
 
 def test_orders_are_still_sequenced_after_every_bad_request(ctx: Ctx) -> None:

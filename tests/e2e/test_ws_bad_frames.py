@@ -127,6 +127,11 @@ def test_bad_frame_table_and_isolation(server: Server) -> None:
                 {},
             ),
             (_order(token, order_qty=100), "EOrder:Insufficient funds", {}),
+            # cl_ord_id: the REST parser's one rule (a UUID, or up to 18 characters of free text)
+            (_order(token, cl_ord_id="a" * 19), "EGeneral:Invalid arguments:cl_ord_id", {}),
+            (_order(token, cl_ord_id="<script>"), "EGeneral:Invalid arguments:cl_ord_id", {}),
+            (_order(token, cl_ord_id="a b"), "EGeneral:Invalid arguments:cl_ord_id", {}),
+            (_order(token, cl_ord_id=7), "EGeneral:Invalid arguments:cl_ord_id", {}),
             (
                 _order(token, limit_price=20000.05),
                 "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.",

@@ -104,6 +104,15 @@ def test_order_lifecycle_over_the_socket(server: Server, compression: str | None
         assert amended["result"]["order_id"] == order_id and amended["result"]["amend_id"].startswith("T")
         entry = await feed.next("amended")
         assert str(entry["order_qty"]) == "0.40000000" and str(entry["limit_price"]) == "30001.0"
+        for change, error in (  # held to the minimums AddOrder applies; the order stays as it was
+            ({"order_qty": 0.00001}, "EOrder:Order minimum not met"),
+            ({"limit_price": 1}, "EOrder:Cost minimum not met"),  # 0.4 BTC at 1 USD: 0.4 USD
+            ({"cl_ord_id": "ask-1", "order_qty": 0.00001}, "EOrder:Order minimum not met"),
+        ):
+            target = {} if "cl_ord_id" in change else {"order_id": order_id}
+            req = await ws.request("amend_order", {**target, **change, "token": token})
+            refused = await ws.reply(req)
+            assert refused["success"] is False and refused["error"] == error, change
 
         await bob.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
         fill = await feed.next("trade")

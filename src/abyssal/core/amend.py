@@ -26,7 +26,13 @@ from abyssal.core.messages import (
     Rejected,
     Side,
 )
-from abyssal.core.placement import ICEBERG_DISPLAY_RATIO_MAX, PRICE_KINDS, resolve, resolve_limit
+from abyssal.core.placement import (
+    ICEBERG_DISPLAY_RATIO_MAX,
+    PRICE_KINDS,
+    below_minimum,
+    resolve,
+    resolve_limit,
+)
 from abyssal.core.settlement import required_hold
 
 if TYPE_CHECKING:
@@ -89,6 +95,20 @@ def _new_prices(
 
 
 def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
+    """Change an open order in place, or refuse the amend and change nothing.
+
+    A new ``order_qty`` at or below what has already executed cancels the remainder (Kraken:
+    "reducing order_qty below vol_exec cancels the remainder"); that is never refused for a
+    minimum. Any other amend must leave an order that AddOrder would accept, by the pair's
+    minimums as ``placement.below_minimum`` states them for a placed order: ``ordermin`` on the
+    new total quantity (``order_qty`` is the order's size, executed part included, as AddOrder's
+    ``volume`` is; a remainder below the minimum after fills is normal and stays allowed), and
+    ``costmin`` on that total times the new price, the price a placed order of the same type is
+    costed at: the limit, or for an untriggered stop its trigger. So a price cut that takes the
+    order's cost under ``costmin`` is refused as a size cut is (``EOrder:Cost minimum not met``).
+    The check covers every amend that leaves the order open, one that changes only the display
+    size too: a minimum raised in the config since the order was placed holds it to the new one.
+    """
     s = engine.s
     o = _find(engine, c.account, c.order_no, c.cl_ord_id)
     if o is None:
@@ -141,6 +161,10 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
             return
     if o.ordertype == OrderType.iceberg and new_display * ICEBERG_DISPLAY_RATIO_MAX < new_qty:
         events.append(Rejected(c.account, int(Reject.invalid_arguments), "display_qty"))  # as when placed
+        return
+    short = below_minimum(pair, new_qty, new_stop if waiting else new_limit, False)
+    if short is not None:  # see amend()'s docstring: the amended order, checked as if placed
+        events.append(Rejected(c.account, int(short)))
         return
     remaining = new_qty - o.filled_lots
     price_changed = o.resting and new_limit != o.limit_ticks

@@ -71,6 +71,7 @@ from abyssal.core.placement import (
     _TYPE_ICEBERG,
     STOP_LIMITS,
     accepted_event,
+    below_minimum,
     best_opposite,
     check_place,
     initial_hold,
@@ -171,12 +172,9 @@ class Engine:
         limit, stop, price2, trail_off, trail_pct = prices  # type: ignore[misc]
         viqc = bool(c.flags & FLAG_VIQC)
         ref = limit or stop or best_opposite(self.s, pair, is_buy)
-        if not viqc and c.volume_lots < pair.ordermin_lots:
-            return self._reject(c, Reject.volume_below_minimum, "", events, bi)
-        if not viqc and ref and ref * c.volume_lots < pair.costmin_raw:
-            return self._reject(c, Reject.cost_below_minimum, "", events, bi)
-        if viqc and pair.quote_minor_to_raw(c.volume_lots) < pair.costmin_raw:
-            return self._reject(c, Reject.cost_below_minimum, "", events, bi)
+        short = below_minimum(pair, c.volume_lots, ref, viqc)  # the rule an amend is held to too
+        if short is not None:
+            return self._reject(c, short, "", events, bi)
         o = Order(0, c.account, c.pair, is_buy, int(t), c.volume_lots, 0 if t in TRIGGERED_TYPES else limit)
         o.flags = c.flags if c.flags & FLAG_FCIB else c.flags | FLAG_FCIQ
         o.stop_ticks, o.price2_ticks = stop, price2

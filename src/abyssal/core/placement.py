@@ -94,6 +94,26 @@ def check_place(
     return None
 
 
+def below_minimum(pair: Pair, volume_lots: int, ref_ticks: int, viqc: bool) -> Reject | None:
+    """The pair's ``ordermin`` and ``costmin`` for an order of ``volume_lots`` at ``ref_ticks``.
+
+    One rule for placing (``Engine._place``) and for amending (``amend.amend``, which passes the
+    amended total and price). ``ref_ticks`` is the price the order is costed at: its limit, else
+    its trigger, else the best opposite price (0 for a market order on an empty side: no cost
+    check, as there is no price to cost it at). With ``viqc`` the volume is a quote amount in
+    minor units, so only the cost minimum applies.
+    """
+    assert volume_lots > 0, "a volume of zero or less is refused by name before this"
+    assert ref_ticks >= 0
+    if viqc:
+        return Reject.cost_below_minimum if pair.quote_minor_to_raw(volume_lots) < pair.costmin_raw else None
+    if volume_lots < pair.ordermin_lots:
+        return Reject.volume_below_minimum
+    if ref_ticks and ref_ticks * volume_lots < pair.costmin_raw:
+        return Reject.cost_below_minimum
+    return None
+
+
 def resolve_prices(
     s: EngineState, c: PlaceOrder, pair: Pair, t: OrderType, is_buy: bool
 ) -> tuple[int, int, int, int, int] | tuple[Reject, str]:

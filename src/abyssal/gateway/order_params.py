@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Final
 
@@ -70,10 +71,47 @@ _NEEDS_PRICE2: Final = frozenset(
 _GTC: Final = int(TimeInForce.gtc)
 _GTD: Final = int(TimeInForce.gtd)
 PCT_DECIMALS_MAX = 6  # percent offsets are carried in millionths of a percent
-CL_ORD_ID_CHARS_MAX = 36
+CL_ORD_ID_CHARS_MAX = 36  # a long UUID; free text stops at CL_ORD_ID_TEXT_CHARS_MAX
+CL_ORD_ID_TEXT_CHARS_MAX = 18
 INT32_MAX = 2**31 - 1
 EXPIRE_AHEAD_S_MAX = 31 * 86_400  # Kraken: up to one month ahead
 EXPIRE_AHEAD_S_MIN = 5
+
+
+# Kraken's three forms of cl_ord_id: a long UUID (32 hex digits in 8-4-4-4-12 groups), a short
+# UUID (the same 32 hex digits without dashes), or free text of at most 18 characters. Hex digits
+# in either case (RFC 9562 reads UUIDs case-insensitively); ids are kept and matched as sent.
+_CL_ORD_ID_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}"
+)
+# Free text is visible ASCII ("!" to "~": no space, no control character) except the comma and
+# the five characters HTML escapes. Kraken says only "free text" (the contract: ASCII); these are
+# refused because an id must survive every place it travels unchanged: a comma splits it in our
+# comma-joined lists (CancelOrderBatch's form ``cl_ord_ids``), spaces are trimmed there and a
+# form's unescaped "+" arrives as a space, so the stored id would not be the one the client
+# meant; markup and quotes are echoed back to client screens and logs, where no id needs them.
+_CL_ORD_ID_TEXT_REFUSED: Final = frozenset(",<>&\"'")
+
+
+def valid_cl_ord_id(text: str) -> bool:
+    """Whether ``text`` is a ``cl_ord_id`` in one of Kraken's forms (the one rule for REST and WS)."""
+    if len(text) > CL_ORD_ID_TEXT_CHARS_MAX:
+        return _CL_ORD_ID_UUID.fullmatch(text) is not None
+    return len(text) > 0 and all("!" <= ch <= "~" and ch not in _CL_ORD_ID_TEXT_REFUSED for ch in text)
+
+
+def opt_cl_ord_id(p: Params) -> str | None:
+    """A new order's ``cl_ord_id``: None when absent; any other form is ``Invalid arguments:cl_ord_id``.
+
+    For new orders only (AddOrder, AddOrderBatch, WS add_order and batch_add, which go through
+    ``place_order``). Lookups by ``cl_ord_id`` (AmendOrder, CancelOrder, OpenOrders, ...) read it
+    as any bounded string: an id that no order can carry finds nothing and answers as an unknown
+    one does, and an order placed before this rule keeps an id that can still be named.
+    """
+    value = opt_str(p, "cl_ord_id", chars_max=CL_ORD_ID_CHARS_MAX)
+    if value is not None and not valid_cl_ord_id(value):
+        raise invalid("cl_ord_id")
+    return value
 
 
 def find_pair(ins: Instruments, p: Params, name: str = "pair") -> Pair:
@@ -215,10 +253,8 @@ def place_order(
     elif tif == _GTD:
         raise invalid("expiretm")
     userref = opt_int(p, "userref", value_min=-(2**31), value_max=INT32_MAX)
-    cl_ord_id = opt_str(p, "cl_ord_id", chars_max=CL_ORD_ID_CHARS_MAX)
+    cl_ord_id = opt_cl_ord_id(p)
     if userref is not None and cl_ord_id:
-        raise invalid("cl_ord_id")
-    if cl_ord_id is not None and (not cl_ord_id or not cl_ord_id.isascii() or not cl_ord_id.isprintable()):
         raise invalid("cl_ord_id")
     stp = STP_BY_NAME.get(opt_str(p, "stptype") or "cancel-newest")
     if stp is None:
