@@ -124,6 +124,33 @@ def trades_of_orders(store: Store, numbers: list[int]) -> dict[int, list[tuple[i
     return out
 
 
+def fill_costs(store: Store, numbers: list[int]) -> dict[int, tuple[int, int]]:
+    """order_no -> (raw cost, lots): ``sum(price_ticks * volume_lots)`` and ``sum(volume_lots)`` over
+    the order's fills, the average price's numerator and denominator; orders without fills absent.
+
+    Read from ``fills`` (``fills_order``), so every database written so far answers it as it is.
+    SQL sums the lots at each price and this multiplies: a price times a volume can pass the 64 bits
+    both stores' integers hold (SQLite would turn the product into a float, PostgreSQL refuse it;
+    USDTUSD's raw unit is 10**-12 USD), while a sum of an order's lots stays within its volume.
+    One row per order and price, usually far fewer than its fills.
+    """
+    if not numbers:
+        return {}
+    marks = ",".join("?" * len(numbers))
+    out: dict[int, tuple[int, int]] = {}
+    for r in _rows(
+        store,
+        f"SELECT order_no, price_ticks, SUM(volume_lots) AS lots FROM fills WHERE order_no IN ({marks}) "
+        "GROUP BY order_no, price_ticks",
+        tuple(numbers),
+    ):
+        order_no, price_ticks, lots = int(r["order_no"]), int(r["price_ticks"]), int(r["lots"])
+        assert price_ticks > 0 and lots > 0, "a fill has a price and a volume"
+        raw, total = out.get(order_no, (0, 0))
+        out[order_no] = (raw + price_ticks * lots, total + lots)
+    return out
+
+
 def fills(store: Store, account: int, w: Window) -> tuple[list[sqlite3.Row], int]:
     args: list[object] = [account]
     where = _time_window("f.ts_ns", w, "f.account = ?", args)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from abyssal.core import ids
@@ -20,6 +20,7 @@ from abyssal.core.messages import (
     TimeInForce,
 )
 from abyssal.gateway.errors import CLOSE_REASON_TEXT
+from abyssal.marketdata.candles import vwap_ticks
 
 POSTXID = "TKH2SE-M7IF5-CFI7LT"  # Kraken shows this constant for spot fills
 STATUS_TEXT = {s: s.name for s in OrderStatus}
@@ -69,36 +70,56 @@ def describe(pair: Pair, side: int, ordertype: int, volume: str, price: str, pri
     return head + f"{words} {price}"
 
 
-def _shown_price(pair: Pair, text: str, price_ticks: int) -> str:
-    """A relative price as the client wrote it (``+5``, ``#2%``); an absolute one from its ticks,
-    which AmendOrder changes (the text is only what was placed)."""
+def _shown_price(pair: Pair, text: str, price_ticks: int, amended: bool) -> str:
+    """One of descr's prices: a relative one as the client wrote it (``+5``, ``#2%``) while the order
+    is as placed; an absolute one, and any once the order is amended, from its current ticks.
+
+    The row keeps the placement's text and the live ticks: an amend overwrites the ticks (resolving
+    a relative amend price against the last trade) but never the text, which then describes an
+    order that no longer exists (a trigger moved under a stop-limit's ``-5`` no longer has its
+    limit 5 below it). Any amend counts, a size-only one too: the resolved price is still the
+    order's, and the row has no record of which fields an amend changed.
+    """
     relative = text[:1] in ("+", "-", "#") or text.endswith("%")
-    return text if relative else pair.price_text(price_ticks)
+    return text if relative and not amended else pair.price_text(price_ticks)
 
 
 def order_prices(pair: Pair, r: sqlite3.Row) -> tuple[str, str]:
-    """(descr.price, descr.price2) as Kraken shows them: trigger first for stop types."""
+    """(descr.price, descr.price2) as Kraken shows them: trigger first for stop types. An untriggered
+    stop-limit's limit lives in ``price2_ticks`` (an amend writes it there), and stays there once
+    triggered; trailing types are never amended, so their offsets always show as written."""
     t = OrderType(r["ordertype"])
     if t == OrderType.market:
         return "0", "0"
+    amended = bool(r["amended"])
     if t in (OrderType.limit, OrderType.iceberg):
-        return _shown_price(pair, r["price_text"], r["limit_ticks"]), "0"
-    price = _shown_price(pair, r["price_text"], r["stop_ticks"])
+        return _shown_price(pair, r["price_text"], r["limit_ticks"], amended), "0"
+    price = _shown_price(pair, r["price_text"], r["stop_ticks"], amended)
     if t in STOP_LIMIT_TYPES:
-        return price, _shown_price(pair, r["price2_text"], r["price2_ticks"])
+        return price, _shown_price(pair, r["price2_text"], r["price2_ticks"], amended)
     return price, "0"
 
 
-def average_price(pair: Pair, cost_minor: int, filled_lots: int) -> str:
-    if not filled_lots:
-        return format_fixed(0, pair.pair_decimals)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        avg = pair.quote.from_minor(cost_minor) / (Decimal(filled_lots).scaleb(-pair.lot_decimals))
-        return str(avg.quantize(Decimal(1).scaleb(-pair.pair_decimals), rounding=ROUND_HALF_EVEN))
+def average_price(pair: Pair, cost_raw: int, filled_lots: int) -> str:
+    """``price``, the average execution price: ``sum(price_ticks * volume_lots) / sum(volume_lots)``
+    over the order's fills (``cost_raw`` and ``filled_lots`` from ``sqlite_reads.fill_costs``), in
+    ticks rounded half-even when it does not come out whole, as Kraken's own figures look; zero
+    before any fill.
+
+    From the trade prices, never from ``cost``: that is rounded to the quote's minor unit, up for a
+    buyer and down for a seller, so dividing it by the volume strayed from the trade price (0.00005
+    XBT at 30000.1 read 30002.0 for the buyer, above its own limit, and 30000.0 for the seller).
+    """
+    assert cost_raw >= 0, "a raw cost is a sum of positive prices times positive volumes"
+    assert filled_lots > 0 or cost_raw == 0, "a raw cost without the volume it was paid for"
+    return pair.price_text(vwap_ticks(cost_raw, filled_lots))
 
 
-def order_info(ins: Instruments, r: sqlite3.Row, trades: list[tuple[int, int]] | None) -> dict[str, Any]:
+def order_info(
+    ins: Instruments, r: sqlite3.Row, trades: list[tuple[int, int]] | None, fills_raw_lots: tuple[int, int]
+) -> dict[str, Any]:
+    """One order info object (doc 4.2). ``fills_raw_lots``: (raw cost, lots) summed over the order's
+    fills, (0, 0) before any; ``trades``: its trade ids, when asked for."""
     pair = ins.pairs[r["pair"]]
     volume = volume_text(pair, r["volume_lots"], r["flags"])
     price, price2 = order_prices(pair, r)
@@ -124,9 +145,14 @@ def order_info(ins: Instruments, r: sqlite3.Row, trades: list[tuple[int, int]] |
         },
         "vol": volume,
         "vol_exec": pair.volume_text(r["filled_lots"]),
+        # ``cost`` is what the account paid (a buyer) or received (a seller), in the quote's minor
+        # units, as its ledger entries show: each side's cost rounded the house's way (ceiling of the
+        # cumulative cost for a buyer, floor of each fill for a seller), so cost plus fee reconciles
+        # with the balance. It may differ from the trades' own costs (TradesHistory: the exact cost,
+        # half-even at cost_decimals) by that rounding; the average price comes from the trades.
         "cost": pair.quote.fmt(r["cost_minor"]),
         "fee": fee_asset.fmt(r["fee_minor"]),
-        "price": average_price(pair, r["cost_minor"], r["filled_lots"]),
+        "price": average_price(pair, *fills_raw_lots),
         "stopprice": pair.price_text(r["stop_ticks"]),
         "limitprice": pair.price_text(r["limit_ticks"]),
         "misc": _misc(r),

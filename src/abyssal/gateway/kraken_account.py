@@ -88,11 +88,17 @@ def _window(ctx: Ctx, p: Params) -> reads.Window:
 
 
 async def _with_trades(ctx: Ctx, rows: list[Any], want: bool) -> dict[str, Any]:
+    """Order info objects by txid; the fills of the orders that have any give their average prices
+    (an order's row says whether it has: its fills are written with it, and only ever added)."""
     numbers = [int(r["order_no"]) for r in rows]
-    trades = await ctx.exchange.read(reads.trades_of_orders, ctx.exchange.store, numbers) if want else {}
+    filled = [int(r["order_no"]) for r in rows if r["filled_lots"]]
+    store = ctx.exchange.store
+    costs = await ctx.exchange.read(reads.fill_costs, store, filled) if filled else {}
+    trades = await ctx.exchange.read(reads.trades_of_orders, store, numbers) if want else {}
     ins = ctx.exchange.instruments
     return {
-        ids.order_id(int(r["order_no"])): order_info(ins, r, trades.get(int(r["order_no"]))) for r in rows
+        ids.order_id(n): order_info(ins, r, trades.get(n), costs.get(n, (0, 0)))
+        for n, r in zip(numbers, rows, strict=True)
     }
 
 
