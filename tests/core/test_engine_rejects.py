@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from tests.core.enginedsl import parse, run
 from tests.core.enginekit import (
+    INSTRUMENTS,
     USD,
     XBT,
     Harness,
@@ -20,6 +21,7 @@ from tests.core.enginekit import (
     usd,
 )
 
+from abyssal.core.instruments import UNITS_MAX
 from abyssal.core.messages import (
     AmendOrder,
     CancelOrders,
@@ -27,6 +29,8 @@ from abyssal.core.messages import (
     Deposit,
     EditOrder,
     Event,
+    Fill,
+    OrderType,
     PlaceBatch,
     PlaceOrder,
     PriceKind,
@@ -34,6 +38,7 @@ from abyssal.core.messages import (
     Rejected,
     SetMode,
     Withdraw,
+    events_encoder,
 )
 
 BUSY = """
@@ -289,3 +294,28 @@ def test_price_off_tick_is_refused() -> None:
         _toy_place(h, ordertype=3, side=1, price_kind=int(PriceKind.minus), price_pct_ppm=7_000_000)
     )
     assert stop.stop_ticks == 95
+
+
+def test_an_order_whose_raw_cost_passes_64_bits_is_refused_before_it_trades() -> None:
+    """USDTUSD's raw cost unit is 10^-12 USD: 30M USDT at 1.0 is 3e19 raw, beyond UNITS_MAX. Such
+    an order once traded, and its Fill could not be journaled (the batch failed, trading stopped)."""
+    usdt = INSTRUMENTS.pair("USDTUSD")
+    assert usdt is not None
+    h = Harness(pair=usdt)
+    h.deposit(1, usdt.quote, 10**8 * 10**usdt.quote.decimals)
+    h.deposit(2, usdt.base, 10**8 * 10**usdt.base.decimals)
+    one = 10**usdt.pair_decimals  # 1.0000 USD in ticks
+    edge = UNITS_MAX // one  # the most lots whose raw cost at 1.0 fits
+    before = digest(h.engine)
+    for account, side in ((2, 1), (1, 0)):
+        events = h.place(account, side, OrderType.limit, edge + 1, price_ticks=one)
+        assert [Reject(e.reason) for e in of_type(events, Rejected)] == [Reject.invalid_volume]
+    assert digest(h.engine) == before
+    sell = h.limit(2, 1, edge, one)  # at the bound: accepted, and its fill is journaled
+    fills = of_type(h.place(1, 0, OrderType.limit, edge, price_ticks=one), Fill)
+    assert [f.cost_raw for f in fills] == [edge * one]
+    events_encoder.encode(h.log)
+    small = h.limit(2, 1, 10**usdt.lot_decimals * 100, one)  # 100 USDT
+    assert small != sell
+    events = h.apply(AmendOrder(h.tick_ns(), 2, small, order_qty_lots=edge + 1))
+    assert [Reject(e.reason) for e in of_type(events, Rejected)] == [Reject.invalid_volume]

@@ -369,6 +369,8 @@ CASES = [
     Case("volume with 9 decimals", f"{INVALID}:volume", add(volume="0.001000001")),
     Case("negative volume", f"{INVALID}:volume", add(volume="-0.001")),
     Case("zero volume", f"{INVALID}:volume", add(volume="0")),
+    # 3e19 raw units of USDTUSD (10^-12 USD each): beyond 64 bits, its fill could not be journaled
+    Case("cost beyond 64 bits", f"{INVALID}:volume", add(pair="USDTUSD", volume="30000000", price="1.0")),
     Case("volume as a JSON float", f"{INVALID}:volume", add_json(volume=0.001)),
     Case("volume of 2**63 lots", f"{INVALID}:volume", add(volume="92233720368.54775808")),
     Case("volume of 35 digits", f"{INVALID}:volume", add(volume="123456789012345678901234567.12345678")),

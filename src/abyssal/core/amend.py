@@ -162,7 +162,7 @@ def amend(engine: Engine, c: AmendOrder, events: list[Event]) -> None:
     if o.ordertype == OrderType.iceberg and new_display * ICEBERG_DISPLAY_RATIO_MAX < new_qty:
         events.append(Rejected(c.account, int(Reject.invalid_arguments), "display_qty"))  # as when placed
         return
-    short = below_minimum(pair, new_qty, new_stop if waiting else new_limit, False)
+    short = below_minimum(pair, new_qty, new_stop if waiting else new_limit, False, max(new_limit, new_stop))
     if short is not None:  # see amend()'s docstring: the amended order, checked as if placed
         events.append(Rejected(c.account, int(short)))
         return

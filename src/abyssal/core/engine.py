@@ -172,7 +172,7 @@ class Engine:
         limit, stop, price2, trail_off, trail_pct = prices  # type: ignore[misc]
         viqc = bool(c.flags & FLAG_VIQC)
         ref = limit or stop or best_opposite(self.s, pair, is_buy)
-        short = below_minimum(pair, c.volume_lots, ref, viqc)  # the rule an amend is held to too
+        short = below_minimum(pair, c.volume_lots, ref, viqc, max(limit, stop, price2))  # an amend's too
         if short is not None:
             return self._reject(c, short, "", events, bi)
         o = Order(0, c.account, c.pair, is_buy, int(t), c.volume_lots, 0 if t in TRIGGERED_TYPES else limit)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import msgspec
 
 from abyssal.core.book import Order
-from abyssal.core.instruments import COMPILED, PPM, times_ppm
+from abyssal.core.instruments import COMPILED, PPM, UNITS_MAX, times_ppm
 from abyssal.core.matching import close_order, match
 from abyssal.core.messages import (
     FLAG_FCIQ,
@@ -100,15 +100,16 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     if s.system_mode != _ONLINE or s.modes[pair_index] != _ONLINE:
         return False
     pair = s.pairs[pair_index]
-    if price % pair.tick_ticks or volume < pair.ordermin_lots or price * volume < pair.costmin_raw:
-        return False
+    cost = price * volume  # raw: ticks times lots
+    if price % pair.tick_ticks or volume < pair.ordermin_lots or not pair.costmin_raw <= cost <= UNITS_MAX:
+        return False  # UNITS_MAX: the journal's 64-bit rule (placement.below_minimum refuses it)
     acct = s.accounts.get(account_box)
     if acct is None or (cl_ord_id and cl_ord_id in acct.cl_ids):
         return False
     is_buy = side == 0
     # the hold of required_hold() for a new order: no fills yet, so no cumulative rounding state
     if is_buy:
-        raw = price * volume
+        raw = cost
         max_ppm = pair.fees.max_ppm
         fee_raw = -(-(times_ppm(raw, max_ppm) if COMPILED else raw * max_ppm) // PPM)
         if pair.cost_shift >= 0:  # pair.raw_to_quote_ceil of each, inlined

@@ -94,8 +94,13 @@ def check_place(
     return None
 
 
-def below_minimum(pair: Pair, volume_lots: int, ref_ticks: int, viqc: bool) -> Reject | None:
-    """The pair's ``ordermin`` and ``costmin`` for an order of ``volume_lots`` at ``ref_ticks``.
+def below_minimum(
+    pair: Pair, volume_lots: int, ref_ticks: int, viqc: bool, top_ticks: int = 0
+) -> Reject | None:
+    """The pair's ``ordermin`` and ``costmin`` for an order of ``volume_lots`` at ``ref_ticks``,
+    and the 64-bit rule at ``top_ticks``, the highest price it may rest or trade at (its limit,
+    trigger or stop-limit price): a raw cost (ticks times lots) beyond ``UNITS_MAX`` would not fit
+    the journal's integers, so the order is refused (``invalid_volume``) before it can trade.
 
     One rule for placing (``Engine._place``) and for amending (``amend.amend``, which passes the
     amended total and price). ``ref_ticks`` is the price the order is costed at: its limit, else
@@ -111,6 +116,8 @@ def below_minimum(pair: Pair, volume_lots: int, ref_ticks: int, viqc: bool) -> R
         return Reject.volume_below_minimum
     if ref_ticks and ref_ticks * volume_lots < pair.costmin_raw:
         return Reject.cost_below_minimum
+    if max(ref_ticks, top_ticks) * volume_lots > UNITS_MAX:
+        return Reject.invalid_volume
     return None
 
 
