@@ -136,7 +136,8 @@ def fee_usd(ex: Exchange, asset_index: int, fee_minor: int) -> object:
 
 
 def cost_text(pair: Pair, raw: int) -> object:
-    """A raw cost (ticks x lots) at the pair's cost precision, half-even (as REST ``cost``)."""
+    """A raw cost (ticks x lots) at the pair's cost precision, half-even. REST ``cost`` is what the side
+    paid or received instead (rounded for it, as the ledger shows: ``formats.order_info``)."""
     exact = pair.raw_cost_decimal(raw)
     return dec(exact.quantize(Decimal(1).scaleb(-pair.cost_decimals), rounding=ROUND_HALF_EVEN))
 
