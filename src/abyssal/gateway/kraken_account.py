@@ -9,7 +9,8 @@ from typing import Any
 from abyssal.adapters import sqlite_reads as reads
 from abyssal.core import ids
 from abyssal.core.instruments import PPM, Asset, FeeSchedule, FeeTier, Pair
-from abyssal.core.messages import OrderType
+from abyssal.core.messages import OrderStatus, OrderType
+from abyssal.gateway.auth import Permission
 from abyssal.gateway.context import Ctx
 from abyssal.gateway.formats import ledger_info, order_info, order_prices, trade_info, volume_text
 from abyssal.gateway.order_params import find_pair
@@ -26,6 +27,13 @@ from abyssal.gateway.params import (
 )
 
 INVALID_ORDER = "EOrder:Invalid order"
+# TradesHistory's ``type`` values that select margin positions: a spot exchange has none
+POSITION_TRADE_TYPES = ("any position", "closed position", "closing position")
+# Kraken's ledger entry types (``Ledgers type``); this exchange writes trade, deposit and withdrawal
+LEDGER_TYPES = (
+    "all", "trade", "deposit", "withdrawal", "transfer", "margin", "adjustment", "rollover", "credit",
+    "settled", "staking", "dividend", "sale", "nft_rebate",
+)  # fmt: skip
 QUERY_ORDERS_MAX = 50
 QUERY_TRADES_MAX = 20
 QUERY_LEDGERS_MAX = 20
@@ -122,12 +130,21 @@ async def closed_orders(ctx: Ctx, p: Params) -> Any:
     return {"closed": await _with_trades(ctx, rows, opt_bool(p, "trades", False)), "count": count}
 
 
+def _may_see(ctx: Ctx, order: Any) -> bool:
+    """Whether the key may read this order: QueryOrders and OrderAmends need "query open" or "query
+    closed" by the order's status (Kraken: "depending on the status of the order"; auth.py lets
+    either through to here). An order the key may not see is answered as an unknown one."""
+    live = int(order["status"]) in (OrderStatus.pending, OrderStatus.open)
+    return bool(ctx.key.permissions & (Permission.QUERY_OPEN if live else Permission.QUERY_CLOSED))
+
+
 async def query_orders(ctx: Ctx, p: Params) -> Any:
     txids = str_list(p, "txid", items_max=QUERY_ORDERS_MAX)
     if not txids:
         raise invalid("txid")
     numbers = _decode_all("O", txids, ParamError(INVALID_ORDER))
     rows = await ctx.exchange.read(reads.orders_by_number, ctx.exchange.store, ctx.account, numbers)
+    rows = [r for r in rows if _may_see(ctx, r)]
     if not rows:
         raise ParamError(INVALID_ORDER)
     found = await _with_trades(ctx, rows, opt_bool(p, "trades", False))
@@ -205,7 +222,7 @@ async def order_amends(ctx: Ctx, p: Params) -> Any:
     if number is None:
         raise ParamError(INVALID_ORDER)
     rows = await ctx.exchange.read(reads.orders_by_number, ctx.exchange.store, ctx.account, [number])
-    if not rows:
+    if not rows or not _may_see(ctx, rows[0]):
         raise ParamError(INVALID_ORDER)
     order = rows[0]
     pair = ctx.exchange.instruments.pairs[order["pair"]]
@@ -216,15 +233,15 @@ async def order_amends(ctx: Ctx, p: Params) -> Any:
 
 async def trades_history(ctx: Ctx, p: Params) -> Any:
     kind = opt_str(p, "type") or "all"
-    if kind not in ("all", "any position", "closed position", "closing position", "no position"):
+    if kind not in ("all", "no position", *POSITION_TRADE_TYPES):
         raise invalid("type")
     with_ledgers = opt_bool(p, "ledgers", False)
     w = await ctx.exchange.read(_window, ctx, p)
     rows, count = await ctx.exchange.read(reads.fills, ctx.exchange.store, ctx.account, w)
     ins = ctx.exchange.instruments
-    trades = {} if kind in ("closed position", "closing position") else {
-        ids.trade_id(int(r["pair"]), int(r["trade_no"])): trade_info(ins, r) for r in rows
-    }  # fmt: skip
+    if kind in POSITION_TRADE_TYPES:  # spot trades open or close no position: none is of these kinds
+        rows, count = [], 0
+    trades = {ids.trade_id(int(r["pair"]), int(r["trade_no"])): trade_info(ins, r) for r in rows}
     if with_ledgers and trades:
         times = [int(r["ts_ns"]) for r in rows]
         entries = await ctx.exchange.read(
@@ -232,7 +249,7 @@ async def trades_history(ctx: Ctx, p: Params) -> Any:
         )
         for txid, info in trades.items():
             info["ledgers"] = [ids.ledger_id(n) for n in entries.get(txid, [])]
-    return {"trades": trades, "count": count if trades or not count else 0}
+    return {"trades": trades, "count": count}  # the total across pages, an offset past the end too
 
 
 async def query_trades(ctx: Ctx, p: Params) -> Any:
@@ -261,10 +278,17 @@ def _assets(ctx: Ctx, p: Params) -> list[int] | None:
 async def ledgers(ctx: Ctx, p: Params) -> Any:
     assets = _assets(ctx, p)
     kind = opt_str(p, "type") or "all"
+    if kind not in LEDGER_TYPES:
+        raise invalid("type")
+    aclass = opt_str(p, "aclass") or "currency"
+    if aclass not in ("currency", "tokenized_asset"):
+        raise invalid("aclass")
     w = await ctx.exchange.read(_window, ctx, p)
     rows, count = await ctx.exchange.read(
         reads.ledger, ctx.exchange.store, ctx.account, assets, None if kind == "all" else kind, w
     )
+    if aclass != "currency":  # every asset here is a currency: no entry is of another class
+        rows, count = [], 0
     ins = ctx.exchange.instruments
     result: dict[str, Any] = {
         "ledger": {ids.ledger_id(int(r["entry_no"])): ledger_info(ins, r) for r in rows}
