@@ -51,7 +51,6 @@ FIELDS: Final[dict[str, frozenset[str]]] = {
 }
 SYMBOL_CHANNELS: Final = frozenset({"book", "ticker", "trade", "ohlc", "level3"})
 PRIVATE_CHANNELS: Final = frozenset({"executions", "balances", "level3"})
-MAXRATECOUNT: Final = 180  # Kraken's figure for the Pro tier; the rate counter itself is not kept
 NOT_SUBSCRIBED: Final = "Subscription Not Found"
 TOO_MANY_SUBSCRIPTIONS: Final = "EGeneral:Too many subscriptions"
 
@@ -156,7 +155,7 @@ def _subscribe(session: Session, channel: str, params: Json, reply: Reply) -> No
         _bool(params, "ratecounter", False)
     if channel not in SYMBOL_CHANNELS:
         if _room(session, channel, -1, reply, None):
-            session.service.start(session, base, _result(base, None, params), reply)
+            session.service.start(session, base, _result(base, None, params, _max_rate(session)), reply)
         return
     for symbol in _symbols(params):
         pair = _pair(session, symbol, reply)
@@ -173,10 +172,15 @@ def _subscribe(session: Session, channel: str, params: Json, reply: Reply) -> No
             account=base.account,
             token=base.token,
         )
-        session.service.start(session, sub, _result(sub, symbol, params), reply)
+        session.service.start(session, sub, _result(sub, symbol, params, _max_rate(session)), reply)
 
 
-def _result(sub: Subscription, symbol: str | None, params: Json) -> Json:
+def _max_rate(session: Session) -> int:
+    """``maxratecount``: the threshold of the trading rate counter's configured tier."""
+    return int(session.service.exchange.trading.tier.threshold)
+
+
+def _result(sub: Subscription, symbol: str | None, params: Json, maxratecount: int) -> Json:
     """The effective options, echoed in the ack (python-kraken-sdk resubscribes with them)."""
     result: Json = {"channel": sub.channel}
     if sub.channel in ("book", "level3"):
@@ -188,7 +192,7 @@ def _result(sub: Subscription, symbol: str | None, params: Json) -> Json:
     elif sub.channel == "executions":
         result.update(snap_orders=sub.snap_orders, snap_trades=sub.snap_trades, order_status=sub.order_status)
         if params.get("ratecounter") is True:
-            result["maxratecount"] = MAXRATECOUNT
+            result["maxratecount"] = maxratecount
     if sub.channel not in ("heartbeat", "status", "executions"):
         result["snapshot"] = sub.snapshot
     if symbol is not None:
