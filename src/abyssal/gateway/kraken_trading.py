@@ -282,7 +282,7 @@ async def cancel_order(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ord_ids, userrefs=userrefs
     )
-    await limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
+    await limits.charge_cancel(ctx.exchange, cmd)
     return {"count": _count(await ctx.run(cmd))}
 
 
@@ -314,7 +314,7 @@ async def cancel_order_batch(ctx: Ctx, p: Params) -> Any:
     cmd = CancelOrders(
         ts_ns=ctx.now_ns, account=ctx.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
-    await limits.charge_cancels(ctx.exchange, ctx.account, order_nos, ctx.now_ns)
+    await limits.charge_cancel(ctx.exchange, cmd)
     return {"count": _count(await ctx.run(cmd))}
 
 

@@ -15,6 +15,7 @@ from abyssal.gateway.params import ParamError
 from abyssal.gateway.ratelimit import TRADING_RATE_LIMIT_EXCEEDED, TradeAction, trading_cost
 
 if TYPE_CHECKING:
+    from abyssal.core.messages import CancelOrders
     from abyssal.runtime.exchange import Exchange
 
 
@@ -71,6 +72,27 @@ async def charge_amend(exchange: Exchange, account: int, pair_id: str, order_no:
 
 async def charge_edit(exchange: Exchange, account: int, pair_id: str, order_no: int, now_ns: int) -> None:
     await _action(exchange, TradeAction.EDIT, account, pair_id, age_ns(exchange, order_no, now_ns), now_ns)
+
+
+def cancel_targets(exchange: Exchange, c: CancelOrders) -> list[int]:
+    """The account's live orders the cancel would close, found as the engine finds them
+    (``Engine._on_cancel_general``): by number, by client order id, by userref; each once."""
+    acct = exchange.engine.s.accounts.get(c.account)
+    if acct is None:
+        return []
+    targets = {n for n in c.order_nos if acct.owns(n) is not None}
+    targets.update(acct.cl_ids[i] for i in c.cl_ord_ids if i in acct.cl_ids)
+    if c.userrefs:  # a pass over the account's open orders, as the engine's
+        refs = set(c.userrefs)
+        targets.update(n for n, o in acct.open.items() if o.userref in refs)
+    return sorted(targets)
+
+
+async def charge_cancel(exchange: Exchange, c: CancelOrders) -> None:
+    """A ``CancelOrders`` costs by each order's age however it names the order (contract 8.2):
+    by number, client order id or userref."""
+    if exchange.trading.enabled:  # else nothing is counted: spare the userrefs' pass
+        await charge_cancels(exchange, c.account, cancel_targets(exchange, c), c.ts_ns)
 
 
 async def charge_cancels(exchange: Exchange, account: int, order_nos: list[int], now_ns: int) -> None:

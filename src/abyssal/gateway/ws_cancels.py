@@ -73,7 +73,7 @@ async def cancel_order(session: Session, key: ApiKey, params: Json, reply: Reply
         cl_ord_ids=cl_ids,
         userrefs=userrefs,
     )
-    await limits.charge_cancels(session.service.exchange, key.account, command.order_nos, command.ts_ns)
+    await limits.charge_cancel(session.service.exchange, command)
     events = await execute(session, command)
     raise_rejected(events)
     closed = _closed(events)
@@ -107,7 +107,7 @@ async def batch_cancel(session: Session, key: ApiKey, params: Json, reply: Reply
     command = CancelOrders(
         ts_ns=time.time_ns(), account=key.account, order_nos=order_nos, cl_ord_ids=cl_ids, userrefs=userrefs
     )
-    await limits.charge_cancels(session.service.exchange, key.account, order_nos, command.ts_ns)
+    await limits.charge_cancel(session.service.exchange, command)
     events = await execute(session, command)
     raise_rejected(events)
     return [reply.ok(None, orders_cancelled=_count(events))]
