@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import server_cpu_s
+from machine import BENCH_CONFIG_TOML, server_cpu_s
 
 SERVER_CPUS = "0"  # taskset lists; --server-cpus/--client-cpus override them
 ADMIN_TOKEN = "bench-admin-token"
@@ -52,8 +52,11 @@ class Server:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         cmd = ["taskset", "-c", self.cpus, sys.executable, *self.launcher, "serve",
                "--data-dir", str(self.data_dir), "--port", str(self.port)]  # fmt: skip
-        if self.config is not None:
-            cmd += ["--config", str(self.config)]
+        config = self.config
+        if config is None:  # the packaged defaults, the open-orders limit raised for load
+            config = self.data_dir.parent / "bench.toml"
+            config.write_text(BENCH_CONFIG_TOML)
+        cmd += ["--config", str(config)]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -47,10 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from machine import contention, machine_lines
+from machine import bench_config, contention, machine_lines
 from order_mix import OrderMix, add_order_body
 
-from abyssal.config import load_config
 from abyssal.core import engine_build
 from abyssal.core.messages import Side
 from abyssal.gateway.app import App
@@ -131,7 +130,7 @@ async def _send_waves(app: App, requests: list[Request], wave: int) -> None:
 
 async def _run(data_dir: Path, warmup: int, orders: int, passes: int, wave: int) -> tuple[list[float], float]:
     """CPU µs per order of each pass (all threads of this process), and the passes' mean batch."""
-    config = load_config()
+    config = bench_config()  # the packaged defaults, the open-orders limit raised for load
     # the batch writer as a thread, so the commit is this process's and counted with the rest
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, batch_writer="thread"))
     exchange = Exchange(config, data_dir)

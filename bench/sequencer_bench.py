@@ -50,7 +50,7 @@ from pathlib import Path
 import structlog
 import uvloop
 from end_state import check_end_state
-from machine import FSYNC_PROBES, contention, fdatasync_ms, fs_type, machine_lines
+from machine import FSYNC_PROBES, bench_config, contention, fdatasync_ms, fs_type, machine_lines
 from order_mix import (
     CROSSING_LOTS_CHOICES,
     CROSSING_OFFSET_TICKS,
@@ -77,8 +77,6 @@ from sequencer_run import (
     TimedStore,
     run_row,
 )
-
-from abyssal.config import load_config
 
 # what this script defined before it was split: other scripts import these names from here
 __all__ = [
@@ -164,7 +162,7 @@ def _print_summary(results: list[RunResult], repeat: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args, runs = _parse(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    config = load_config()  # the packaged defaults, as `abyssal serve` without --config
+    config = bench_config()  # the packaged defaults, the open-orders limit raised for load
     instruments = config.instruments
     root = Path(tempfile.mkdtemp(prefix="abyssal-seqbench-", dir=args.tmp))
     args.writer = args.batch_writer or config.engine.batch_writer

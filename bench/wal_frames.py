@@ -25,11 +25,11 @@ import tempfile
 from pathlib import Path
 
 import uvloop
+from machine import bench_config
 from order_mix import PAIR, OrderMix, place_command
 from sequencer_run import BUYER_ACCOUNT, SELLER_ACCOUNT, fund_accounts, wire_sequencer
 
 from abyssal.adapters import sqlite as sqlite_adapter
-from abyssal.config import load_config
 from abyssal.core.messages import Side
 
 WAL_HEADER = 32
@@ -66,7 +66,7 @@ def frames_by_object(db: Path) -> collections.Counter[str]:
 async def measure(batch: int, commands: int, warmup: int) -> tuple[int, collections.Counter[str]]:
     """(commits, frames by object) of ``commands`` orders sent ``batch`` at a time."""
     directory = Path(tempfile.mkdtemp(prefix="abyssal-walframes-"))
-    config = load_config(None)
+    config = bench_config()  # the packaged defaults, the open-orders limit raised for load
     # the writer thread: its connection is this process's, opened without automatic checkpoints
     store, seq = wire_sequencer(directory / "abyssal.db", config, batch, batch_writer="thread")
     seq.start()

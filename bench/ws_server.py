@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from machine import rss_bytes
+from machine import bench_config, rss_bytes
 from ws_driver import OrderDriver
 from ws_phases import answer, commands
 
@@ -58,12 +58,11 @@ async def serve(port: int, data_dir: Path) -> None:
     import structlog
     import uvicorn
 
-    from abyssal.config import load_config
     from abyssal.gateway.app import App
     from abyssal.runtime.exchange import Exchange
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    config = load_config(None)
+    config = bench_config()  # the packaged defaults, the open-orders limit raised for load
     exchange = Exchange(config, data_dir)
     app = App(exchange)
     server = uvicorn.Server(

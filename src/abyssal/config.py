@@ -6,7 +6,7 @@ import enum
 import importlib.resources
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from abyssal.config_markets import (
@@ -160,11 +160,14 @@ def config_from_toml(text: str, source: str = "<string>") -> Config:
     """A config from TOML text laid over the packaged defaults (see ``default_config.toml`` for the rules)."""
     data = _overlay(_parse(_default_text(), DEFAULT_CONFIG_RESOURCE), _parse(text, source))
     try:
-        instruments = instruments_from_config(data)
+        markets = instruments_from_config(data)
         server, engine, limits, system = _settings(data)
     except ConfigError as exc:
         exc.add_note(f"in {source}")
         raise
+    # the engine enforces the open-orders limit, so it travels with the instruments to every
+    # engine built for this config (embedded, recovery, replay --verify, the engine role)
+    instruments = replace(markets, open_orders_per_pair_max=limits.open_orders_per_pair_max)
     return Config(instruments=instruments, server=server, engine=engine, limits=limits, system=system)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -35,7 +35,9 @@ from abyssal.core.order import ORDER_FIELDS
 from abyssal.core.postings import AVAILABLE, HELD, is_balanced, lines_for
 from abyssal.core.settlement import required_hold
 
-INSTRUMENTS = load_config(None).instruments
+INSTRUMENTS = load_config(None).instruments  # open_orders_per_pair_max 225, as the default config
+# for scenarios that need thousands of one account's orders on one pair
+UNLIMITED = replace(INSTRUMENTS, open_orders_per_pair_max=0)
 XBTUSD = INSTRUMENTS.pair("XBTUSD")
 ETHUSD = INSTRUMENTS.pair("ETHUSD")
 ETHXBT = INSTRUMENTS.pair("ETHXBT")
@@ -135,6 +137,7 @@ def digest(engine: Engine) -> tuple[Any, ...]:
             tuple(a.total),
             tuple(a.held),
             tuple(sorted(a.open)),
+            tuple(a.open_per_pair),
             tuple(sorted(a.cl_ids.items())),
             tuple(sorted(a.vol_days.items())),
             a.vol30,
@@ -210,19 +213,25 @@ def check_book(engine: Engine) -> None:
 
 
 def check_accounts(engine: Engine, net_minor: list[int]) -> None:
-    """Conservation per asset, no negative balance, holds equal to the sum of order holds."""
+    """Conservation per asset, no negative balance, holds equal to the sum of order holds, open
+    orders per pair as counted and within the limit."""
     s = engine.s
     n_assets = len(s.instruments.assets)
     totals = [0] * n_assets
     for number, acct in s.accounts.items():
         held = [0] * n_assets
+        per_pair = [0] * len(s.pairs)
         for no, o in acct.open.items():
+            per_pair[o.pair] += 1
             assert s.orders.get(no) is o, "account lists an order the engine does not"
             assert o.account == number
             assert o.hold_minor >= 0, "negative order hold"
             pair = s.pairs[o.pair]
             held[pair.quote.index if o.is_buy else pair.base.index] += o.hold_minor
             _check_order_hold(engine, o)
+        limit = s.instruments.open_orders_per_pair_max
+        assert acct.open_per_pair == (per_pair if limit else []), f"account {number}: open orders per pair"
+        assert not limit or max(per_pair) <= limit, f"account {number}: over the open-orders limit"
         for cl, no in acct.cl_ids.items():
             assert acct.open[no].cl_ord_id == cl
         for a in range(n_assets):
@@ -404,6 +413,7 @@ __all__ = [
     "SECOND_NS",
     "SELL",
     "T0_NS",
+    "UNLIMITED",
     "USD",
     "XBT",
     "XBTUSD",

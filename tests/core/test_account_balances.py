@@ -22,7 +22,7 @@ DAY0 = 19_700  # a day number near the engine's epoch of use
 
 
 def test_balance_lists_are_copies_of_the_fields() -> None:
-    a = Account(7, 3, {})
+    a = Account(7, 3, {}, 1)
     a.credit(1, 500)
     a.hold(1, 200)
     a.debit_held(1, 50)
@@ -46,7 +46,7 @@ def _model_add(days: dict[int, int], day: int, volume: int) -> int:
 
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**12)), min_size=1, max_size=60))
 def test_volume_by_day_matches_a_plain_map(steps: list[tuple[int, int]]) -> None:
-    a = Account(1, 1, {})
+    a = Account(1, 1, {}, 1)
     model: dict[int, int] = {}
     day = DAY0
     for gap, volume in steps:
@@ -56,14 +56,14 @@ def test_volume_by_day_matches_a_plain_map(steps: list[tuple[int, int]]) -> None
         assert a.volume_days() == model  # a fill of 0 still records its day, as the map does
         assert a.volume_at(day * DAY_NS) == a.vol30
         assert a.volume_in_window(day * DAY_NS) == sum(model.values())
-        b = Account(1, 1, {})
+        b = Account(1, 1, {}, 1)
         b.set_volume_days(a.volume_days(), a.cur_day)
         b.vol30 = a.vol30
         assert (b.volume_days(), b.vol_days, b.vol_today) == (model, a.vol_days, a.vol_today)
 
 
 def test_a_new_day_closes_the_last_one() -> None:
-    a = Account(1, 1, {})
+    a = Account(1, 1, {}, 1)
     a.add_volume(DAY0 * DAY_NS, 0)
     assert (a.vol_days, a.vol_today, a.volume_days()) == ({}, 0, {DAY0: 0})
     a.add_volume((DAY0 + 1) * DAY_NS, 30)
@@ -101,7 +101,7 @@ def test_an_account_remembers_its_tier_only_while_the_volume_stays_in_it(
     # several schedules (pairs may differ), volumes that rise, fall (a day leaving the window),
     # land on, just below and far from each threshold, and pass the cache's own bounds (2**62)
     fees = [FeeSchedule(tuple(FeeTier(t, i, i) for i, t in enumerate([0, *rest]))) for rest in schedules]
-    a = Account(1, 2, {})
+    a = Account(1, 2, {}, 1)
     for which, volume in steps:
         schedule = fees[which % len(fees)]
         for v in (volume, *schedule.thresholds, *(t - 1 for t in schedule.thresholds)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from tests.core.enginekit import BUY, INSTRUMENTS, SECOND_NS, SELL, T0_NS, USD, XBT, XBTUSD, lots, px
+from tests.core.enginekit import BUY, SECOND_NS, SELL, T0_NS, UNLIMITED, USD, XBT, XBTUSD, lots, px
 
 from abyssal.core.accounts import PRUNE_SLACK, Account
 from abyssal.core.engine import Engine
@@ -36,7 +36,7 @@ OTHERS = 2_000  # the other account's resting orders
 
 
 def _engine(*accounts: int) -> Engine:
-    engine = Engine(INSTRUMENTS)
+    engine = Engine(UNLIMITED)  # thousands of one account's orders on one pair
     for account in accounts:
         for asset in ASSETS:
             engine.apply(Deposit(T0_NS, account, asset, 10**18, "d"))

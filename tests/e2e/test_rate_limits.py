@@ -1,8 +1,10 @@
-"""Kraken's rate counters, when configured: the REST call counter per key and the trading counter."""
+"""Kraken's rate counters, when configured: the REST call counter per key and the trading counter;
+and the open-orders limit per account and pair."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -95,3 +97,81 @@ def test_rest_and_websocket_orders_share_one_trading_counter(limited: Server) ->
     # a counter of the socket's own would refuse nothing before the 61st
     assert refused and 20 <= refused[0] <= 30, errors
     assert all(e is None for e in errors[: refused[0]])
+
+
+YOUNG_ORDERS = 20  # +1 each when placed, +8 each when cancelled within 5 s: far past Starter's 60
+
+
+def _cancel_young_orders(limited: Server, name: str, how: str) -> Client:
+    """Place YOUNG_ORDERS orders, cancel them at once, naming them ``how``; the client for the next."""
+    client = Client(limited.url, limited.account(name, USD="100000"))
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "10000.0"}
+    for i in range(YOUNG_ORDERS):
+        named = {"cl_ord_id": f"c{i}"} if "cl_ord_id" in how else {"userref": str(1000 + i)}
+        assert client.call("AddOrder", **order, **named)["error"] == []
+    if how == "cl_ord_id":
+        replies = [client.call("CancelOrder", cl_ord_id=f"c{i}") for i in range(YOUNG_ORDERS)]
+    elif how == "userref":
+        replies = [client.call("CancelOrder", txid=str(1000 + i)) for i in range(YOUNG_ORDERS)]
+    elif how == "batch cl_ord_ids":
+        batch = {"cl_ord_ids": [f"c{i}" for i in range(YOUNG_ORDERS)]}
+        path, body = "/0/private/CancelOrderBatch", {"nonce": str(client.nonce + 1), **batch}
+        client.nonce += 1
+        raw = json.dumps(body).encode()
+        headers = {"API-Key": client.key, "API-Sign": sign(client.secret, path, body["nonce"], raw)}
+        replies = [
+            client.http.post(
+                path, content=raw, headers={**headers, "Content-Type": "application/json"}
+            ).json()
+        ]
+    else:  # "ws cl_ord_id": the WebSocket cancel_order, by client order ids
+        token = client.call("GetWebSocketsToken")["result"]["token"]
+        replies = [asyncio.run(_ws_cancel(limited.url, token, [f"c{i}" for i in range(YOUNG_ORDERS)]))]
+    assert all(r.get("error") in ([], None) for r in replies), replies
+    return client
+
+
+async def _ws_cancel(url: str, token: str, cl_ord_ids: list[str]) -> dict[str, Any]:
+    ws = await WsClient.open(url)
+    reply = await ws.reply(await ws.request("cancel_order", {"cl_ord_id": cl_ord_ids, "token": token}))
+    await ws.close()
+    return reply
+
+
+@pytest.mark.parametrize("how", ["cl_ord_id", "userref", "batch cl_ord_ids", "ws cl_ord_id"])
+def test_a_cancel_costs_by_age_however_it_names_the_order(limited: Server, how: str) -> None:
+    client = _cancel_young_orders(limited, how.replace(" ", "_"), how)
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "10000.0"}
+    assert client.call("OpenOrders")["result"]["open"] == {}, "the cancels closed nothing"
+    assert client.call("AddOrder", **order)["error"] == ["EOrder:Rate limit exceeded"]
+    client.http.close()
+
+
+@pytest.fixture
+def few_open(tmp_path: Path) -> Iterator[Server]:
+    config = tmp_path / "limits.toml"
+    config.write_text("[limits]\nopen_orders_per_pair_max = 3\n")
+    server = Server(tmp_path / "data", config=config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_open_orders_limit_refuses_one_order_too_many_per_pair(few_open: Server) -> None:
+    client = Client(few_open.url, few_open.account("full", USD="100000", ETH="10"))
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "10000.0"}
+    assert [client.call("AddOrder", **order)["error"] for _ in range(3)] == [[]] * 3
+    assert client.call("AddOrder", **order)["error"] == ["EOrder:Orders limit exceeded"]
+    stop = {**order, "type": "sell", "ordertype": "stop-loss", "price": "5000.0"}
+    assert client.call("AddOrder", **stop)["error"] == ["EOrder:Orders limit exceeded"]
+    assert len(client.call("OpenOrders")["result"]["open"]) == 3, "the refused orders changed nothing"
+    eth = {"pair": "ETHUSD", "type": "sell", "ordertype": "limit", "volume": "0.01", "price": "100000.00"}
+    assert client.call("AddOrder", **eth)["error"] == []  # the limit is per pair
+    txid = next(
+        t for t, o in client.call("OpenOrders")["result"]["open"].items() if o["descr"]["pair"] == "XBTUSD"
+    )
+    assert client.call("CancelOrder", txid=txid)["error"] == []
+    assert client.call("AddOrder", **order)["error"] == []  # a closed order frees its place
+    client.http.close()

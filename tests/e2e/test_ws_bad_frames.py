@@ -194,7 +194,9 @@ def either_path(
     """A server writing frames straight to uvicorn's transport, or through ASGI ``send`` only."""
     if request.param == "asgi":
         monkeypatch.setenv(DIRECT_ENV, "0")
-    s = Server(tmp_path / "data")
+    config = tmp_path / "deep-book.toml"  # one maker keeps 1,200 orders open: past Kraken's 225
+    config.write_text("[limits]\nopen_orders_per_pair_max = 2000\n")
+    s = Server(tmp_path / "data", config=config)
     s.start()
     try:
         yield s

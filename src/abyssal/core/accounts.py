@@ -42,6 +42,7 @@ class Account:
         "live",
         "number",
         "open_nos",
+        "open_per_pair",
         "stale_room",
         "tier",
         "tier_fees",
@@ -52,7 +53,7 @@ class Account:
         "vol_today",
     )
 
-    def __init__(self, number: int, asset_count: int, live: dict[int, Order]) -> None:
+    def __init__(self, number: int, asset_count: int, live: dict[int, Order], pair_count: int) -> None:
         self.number = number
         self.bal = [Balance() for _ in range(asset_count)]
         # The engine's index of every live order (``EngineState.orders``, shared, never replaced):
@@ -68,6 +69,12 @@ class Account:
         self.open_nos: list[int] = []
         self.stale_room = PRUNE_SLACK
         self.cl_ids: dict[str, int] = {}  # cl_ord_id -> order_no, open orders only
+        # pair index -> how many of those live orders are on that pair: the open-orders limit
+        # (Instruments.open_orders_per_pair_max) in O(1). +1 where an order is accepted
+        # (Engine._place, fastpath), -1 in close_order. Empty (``pair_count`` 0) when no limit
+        # is set: nothing is counted, and a book of 50,000 orders does not pay a boxed int per
+        # update above 256. Derived: a restore counts the orders.
+        self.open_per_pair = [0] * pair_count
         # day number -> volume in fee-currency minor units, for the days before ``cur_day``; the
         # volume of ``cur_day`` is ``vol_today`` (-1: none yet), a native int a fill adds to
         # without a dict lookup. ``volume_days`` is the whole map, as snapshots store it.

@@ -231,7 +231,8 @@ def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
 
     The replacement keeps the old order's ``cl_ord_id`` (``EditOrder`` carries no new one, and
     Kraken keeps the client order id across an edit): while the new order is checked, the id is
-    counted as free, as the hold is, so that it is not refused as a duplicate of itself.
+    counted as free, as the hold and the old order's place under the open-orders limit are, so
+    that it is not refused as a duplicate of itself nor as one order too many.
     """
     s = engine.s
     o = _find(engine, c.account, c.order_no, "")
@@ -272,11 +273,16 @@ def edit(engine: Engine, c: EditOrder, events: list[Event]) -> None:
     )
     asset = pair.quote.index if o.is_buy else pair.base.index
     acct = s.accounts[o.account]
-    acct.release(asset, o.hold_minor)  # count the old hold and client id as free while checking
+    acct.release(asset, o.hold_minor)  # count the old hold, client id and open slot as free while checking
     if o.cl_ord_id:
         del acct.cl_ids[o.cl_ord_id]
+    counts = acct.open_per_pair  # empty without an open-orders limit
+    if counts:
+        counts[o.pair] -= 1
     trial: list[Event] = []
     engine._place(place, trial, -1)
+    if counts:
+        counts[o.pair] += 1
     acct.hold(asset, o.hold_minor)
     if o.cl_ord_id:
         acct.cl_ids[o.cl_ord_id] = o.order_no

@@ -205,6 +205,8 @@ class Engine:
         s.orders[key] = o
         acct.open_nos.append(key)
         acct.stale_room += 1
+        if acct.open_per_pair:  # kept under an open-orders limit only
+            acct.open_per_pair[c.pair] += 1
         if c.cl_ord_id:
             acct.cl_ids[c.cl_ord_id] = o.order_no
         events.append(accepted_event(c, o, o.order_no, hold_asset, hold, status, False, bi))

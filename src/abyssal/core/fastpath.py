@@ -106,6 +106,9 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     acct = s.accounts.get(account_box)
     if acct is None or (cl_ord_id and cl_ord_id in acct.cl_ids):
         return False
+    counts = acct.open_per_pair  # empty unless an open-orders limit is set
+    if counts and tif != _IOC and counts[pair_index] >= s.instruments.open_orders_per_pair_max:
+        return False  # at the limit: placement.check_place refuses it by name
     is_buy = side == 0
     # the hold of required_hold() for a new order: no fills yet, so no cumulative rounding state
     if is_buy:
@@ -140,6 +143,8 @@ def place_plain_limit(engine: Engine, c: PlaceOrder, events: list[Event]) -> boo
     s.orders[key] = o
     acct.open_nos.append(key)
     acct.stale_room += 1
+    if counts:
+        counts[pair_index] += 1
     if cl_ord_id:
         acct.cl_ids[cl_ord_id] = order_no
     events.append(

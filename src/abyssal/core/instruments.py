@@ -219,15 +219,19 @@ def ceil_div(numerator: int, denominator: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """Everything the engine knows about markets: assets, pairs and the fee account."""
+    """Everything the engine knows about markets: assets, pairs, the fee account and the
+    open-orders limit (``[limits] open_orders_per_pair_max``: config.py sets it; 0, the default
+    here, is no limit), so every engine built for one config applies the same rules."""
 
     assets: tuple[Asset, ...]
     pairs: tuple[Pair, ...]
     fee_volume_asset: Asset
+    open_orders_per_pair_max: int = 0  # an account's live orders on one pair; 0: unlimited
     by_asset_name: dict[str, Asset] = field(init=False)
     by_pair_name: dict[str, Pair] = field(init=False)
 
     def __post_init__(self) -> None:
+        assert self.open_orders_per_pair_max >= 0, "an open-orders limit below zero"
         for i, a in enumerate(self.assets):
             assert a.index == i, "asset indexes must be dense and ordered"
         for i, p in enumerate(self.pairs):

@@ -46,6 +46,11 @@ def close_order(
     no: Any = order.order_no  # compiled: boxed once for the delete and the event
     # only a live order closes, so it is in the index (``del``: no generic method call compiled)
     del s.orders[no]
+    counts = acct.open_per_pair
+    if counts:  # kept under an open-orders limit only (Account.open_per_pair)
+        left = counts[order.pair] - 1
+        assert left >= 0, "more orders closed than were open on the pair"
+        counts[order.pair] = left
     room = acct.stale_room - 2  # one live order less, one stale number more in acct.open_nos
     acct.stale_room = room
     if room < 0:

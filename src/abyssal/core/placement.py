@@ -13,6 +13,7 @@ from abyssal.core.messages import (
     FLAG_NOMPP,
     FLAG_POST,
     FLAG_VIQC,
+    TRIGGERED_TYPES,
     CloseReason,
     Mode,
     OrderAccepted,
@@ -91,7 +92,19 @@ def check_place(
     acct = s.accounts.get(c.account)
     if c.cl_ord_id and acct is not None and c.cl_ord_id in acct.cl_ids:
         return Reject.duplicate_cl_ord_id, ""
+    limit = s.instruments.open_orders_per_pair_max
+    if limit and acct is not None and acct.open_per_pair[c.pair] >= limit and may_stay_open(c, t):
+        return Reject.orders_limit, ""
     return None
+
+
+def may_stay_open(c: PlaceOrder, t: OrderType) -> bool:
+    """Whether the order can outlive its command (rest, wait for its start or its trigger): only
+    such an order counts against ``open_orders_per_pair_max``. A market or IOC order is done
+    before the command is, so an account at the limit can still trade out of a position."""
+    if c.start_ns > c.ts_ns or t in TRIGGERED_TYPES:
+        return True
+    return t != _TYPE_MARKET and c.tif != _TIF_IOC
 
 
 def below_minimum(

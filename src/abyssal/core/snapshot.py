@@ -40,9 +40,11 @@ STATE_STORED = frozenset(
 )
 STATE_DERIVED = frozenset({"instruments", "pairs", "supply", "usd_via"})  # rebuilt on restore
 ACCOUNT_STORED = frozenset({"bal", "cl_ids", "cur_day", "number", "vol30", "vol_days", "vol_today"})
-# the engine's order index, and the account's open orders in it (stored as their numbers)
-# and the fee tier last looked up (Account.tier_of)
-ACCOUNT_DERIVED = frozenset({"live", "open_nos", "stale_room", "tier", "tier_fees", "tier_high", "tier_low"})
+# the engine's order index, and the account's open orders in it (stored as their numbers) and
+# their count per pair, and the fee tier last looked up (Account.tier_of)
+ACCOUNT_DERIVED = frozenset(
+    {"live", "open_nos", "open_per_pair", "stale_room", "tier", "tier_fees", "tier_high", "tier_low"}
+)
 BOOK_STORED = frozenset(
     {"orders", "price_ticks", "visible_lots", "is_bid", "levels", "prices", "asks", "bids"}
 )
@@ -129,9 +131,20 @@ def _open_by_account(live: dict[int, Order], numbers: list[int]) -> dict[int, li
     return out
 
 
+def _open_per_pair(live: dict[int, Order], open_nos: list[int], pair_count: int) -> list[int]:
+    """What ``Account.open_per_pair`` must hold; empty, as it is, when ``pair_count`` is 0."""
+    counts = [0] * pair_count
+    if counts:
+        for no in open_nos:
+            counts[live[no].pair] += 1
+    return counts
+
+
 def _account_rec(a: Account) -> AccountRec:
     open_nos = list(a.open)  # ascending: appended when accepted under the next number
     assert open_nos == sorted(open_nos), "an account's open orders out of order"
+    counts = _open_per_pair(a.live, open_nos, len(a.open_per_pair))  # [] when nothing is counted
+    assert a.open_per_pair == counts, "an account's open orders per pair drifted from its orders"
     return AccountRec(
         number=a.number,
         total=a.total,  # the properties build new lists
@@ -289,12 +302,14 @@ def _account(rec: AccountRec, s: EngineState, open_nos: list[int]) -> Account:
     n_assets = len(s.instruments.assets)
     if len(rec.total) != n_assets or len(rec.held) != n_assets:
         raise SnapshotError(f"account {rec.number} has balances for another number of assets")
-    a = Account(rec.number, n_assets, s.orders)
+    counted = len(s.pairs) if s.instruments.open_orders_per_pair_max else 0
+    a = Account(rec.number, n_assets, s.orders, counted)
     for b, total, held in zip(a.bal, rec.total, rec.held, strict=True):
         b.total, b.held = total, held
     if rec.open != open_nos:
         raise SnapshotError(f"account {rec.number} lists other open orders than the orders it holds")
     a.open_nos, a.stale_room = open_nos, len(open_nos) + PRUNE_SLACK
+    a.open_per_pair = _open_per_pair(s.orders, open_nos, counted)
     for cl_ord_id, no in rec.cl_ids:
         o = a.owns(no)
         if o is None or o.cl_ord_id != cl_ord_id:

@@ -78,7 +78,8 @@ class EngineState:
     def account(self, number: int) -> Account:
         acct = self.accounts.get(number)
         if acct is None:
-            acct = Account(number, len(self.instruments.assets), self.orders)
+            counted = len(self.pairs) if self.instruments.open_orders_per_pair_max else 0
+            acct = Account(number, len(self.instruments.assets), self.orders, counted)
             self.accounts[number] = acct
         return acct
 
