@@ -21,16 +21,21 @@ from abyssal.gateway.auth import sign
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def limited(tmp_path: Path) -> Iterator[Server]:
+def _server_with_limits(tmp_path: Path, limits: str) -> Iterator[Server]:
+    """A server whose config is the packaged defaults with this ``[limits]`` table's lines."""
     config = tmp_path / "limits.toml"
-    config.write_text('[limits]\nrest_tier = "starter"\ntrading_tier = "starter"\n')
+    config.write_text(f"[limits]\n{limits}\n")
     server = Server(tmp_path / "data", config=config)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Server]:
+    yield from _server_with_limits(tmp_path, 'rest_tier = "starter"\ntrading_tier = "starter"')
 
 
 class Client:
@@ -149,14 +154,7 @@ def test_a_cancel_costs_by_age_however_it_names_the_order(limited: Server, how: 
 
 @pytest.fixture
 def few_open(tmp_path: Path) -> Iterator[Server]:
-    config = tmp_path / "limits.toml"
-    config.write_text("[limits]\nopen_orders_per_pair_max = 3\n")
-    server = Server(tmp_path / "data", config=config)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _server_with_limits(tmp_path, "open_orders_per_pair_max = 3")
 
 
 def test_the_open_orders_limit_refuses_one_order_too_many_per_pair(few_open: Server) -> None:
