@@ -16,25 +16,13 @@ import ccxt
 import httpx
 import pytest
 from tests.e2e.test_bad_requests import Signer
-from tests.e2e.test_ccxt import kraken
+from tests.e2e.test_ccxt import clients  # noqa: F401 - the two funded ccxt clients, a fixture
 from tests.harness import Server
 
 pytestmark = pytest.mark.slow
 
 SYMBOL = "BTC/USD"
 PAIR = "XBTUSD"
-
-
-@pytest.fixture
-def ccxt_clients(server: Server) -> Iterator[tuple[ccxt.kraken, ccxt.kraken]]:
-    """A (buyer, funded with USD) and B (seller, funded with BTC)."""
-    a = kraken(server, server.account("alice", USD="1000"))
-    b = kraken(server, server.account("bob", XBT="1"))
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 @pytest.fixture
@@ -60,9 +48,9 @@ def _order(s: Signer, txid: str) -> Any:
 
 
 def test_ccxt_average_is_the_trade_price_when_the_cost_was_rounded(
-    ccxt_clients: tuple[ccxt.kraken, ccxt.kraken],
+    clients: tuple[ccxt.kraken, ccxt.kraken],  # noqa: F811 - pytest's fixture, from test_ccxt
 ) -> None:
-    a, b = ccxt_clients
+    a, b = clients
     a.load_markets()
     b.load_markets()
     # 0.00005 XBT at 30000.1 costs 1.500005 USD: the buyer pays 1.5001, the seller receives 1.5000

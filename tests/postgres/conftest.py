@@ -15,6 +15,8 @@ import pytest
 from tests.harness import Server
 from tests.postgres.cluster import PG_BIN, PgCluster, binaries_present
 
+from abyssal.adapters.postgres import PostgresStore
+
 _names = itertools.count(1)
 
 
@@ -37,6 +39,16 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> str:
     """A new, empty database on the session's cluster."""
     return pg_cluster.create_database(f"t{os.getpid()}_{next(_names)}")
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[PostgresStore]:
+    """A PostgresStore on a new, empty database (schema migrated), closed after the test."""
+    store = PostgresStore(pg_url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ writes, tests/adapters/test_amend_log.py), however the commands were batched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from tests.adapters.test_amend_log import INS, engine_events, expected_log, read_log
 
@@ -13,15 +11,6 @@ from abyssal.adapters.sqlite import BatchRecord
 from abyssal.runtime.projector import Projector, Rows
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[PostgresStore]:
-    store = PostgresStore(pg_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("batch", [1, 64])

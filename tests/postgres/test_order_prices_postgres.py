@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from tests.adapters.test_fill_costs import check_fill_costs
+from tests.e2e.test_ccxt import clients
 from tests.e2e.test_order_prices import (
-    ccxt_clients,
     signers,
     test_ccxt_average_is_the_trade_price_when_the_cost_was_rounded,
     test_descr_shows_a_relative_price_as_written_until_an_amend_then_the_current_one,
@@ -19,7 +19,7 @@ from abyssal.adapters.postgres import PostgresStore
 pytestmark = pytest.mark.slow
 
 __all__ = [
-    "ccxt_clients",
+    "clients",
     "signers",
     "test_ccxt_average_is_the_trade_price_when_the_cost_was_rounded",
     "test_descr_shows_a_relative_price_as_written_until_an_amend_then_the_current_one",

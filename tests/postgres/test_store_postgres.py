@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -48,15 +47,6 @@ TABLES = {
     "orders": "order_no", "trades": "pair, trade_no", "fills": "pair, trade_no, account",
     "ledger": "entry_no", "balances": "account, asset",
 }  # fmt: skip
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[PostgresStore]:
-    store = PostgresStore(pg_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def commands(instruments: Instruments, count: int, seed: int = 7) -> list[Command]:

@@ -89,3 +89,10 @@ def ledger_id(entry_no: int) -> str:
 
 def amend_id(amend_no: int) -> str:
     return encode("A", amend_no).replace("A", "T", 1)
+
+
+# Amend ids beside the engine's amend numbers (which count from 1, far below these bits), one of
+# each per order: the order as entered (OrderAmends' "original" entry), and the answer to an amend
+# that cancelled the order's rest (no amend is recorded for it)
+ORIGINAL_AMEND_BIT = 1 << 63
+CANCELLING_AMEND_BIT = 1 << 62

@@ -151,9 +151,7 @@ async def query_orders(ctx: Ctx, p: Params) -> Any:
     return {t: found[t] for t in txids if t in found}
 
 
-# OrderAmends: the order as entered is entry 0 of its log; its amend id comes from the order's
-# number with the top bit set, a range the engine's amend counter never reaches
-ORIGINAL_AMEND_BIT = 1 << 63
+# OrderAmends: the order as entered is entry 0 of its log (its amend number ids.ORIGINAL_AMEND_BIT | order_no)
 _LIMIT_TYPES = (OrderType.limit, OrderType.iceberg)
 _TRIGGER_TYPES = (OrderType.stop_loss, OrderType.take_profit, OrderType.trailing_stop)
 
@@ -166,7 +164,7 @@ def _amend_entry(
     t = OrderType(order["ordertype"])
     entry: dict[str, Any] = {
         "amend_id": ids.amend_id(amend_no),
-        "amend_type": "original" if amend_no & ORIGINAL_AMEND_BIT else "user",
+        "amend_type": "original" if amend_no & ids.ORIGINAL_AMEND_BIT else "user",
         "order_qty": qty,
         "remaining_qty": remaining,
     }
@@ -191,7 +189,7 @@ def _prices(pair: Pair, ordertype: OrderType, limit_ticks: int, stop_ticks: int)
 def _logged_amend(pair: Pair, order: Any, r: Any) -> dict[str, Any]:
     """One row of the amend log. Only limit, iceberg and untriggered stop orders are amendable, so
     its prices are absolute ticks (a relative one was resolved when placed or amended)."""
-    amend_no = int(r["amend_no"]) or ORIGINAL_AMEND_BIT | int(order["order_no"])
+    amend_no = int(r["amend_no"]) or ids.ORIGINAL_AMEND_BIT | int(order["order_no"])
     prices = _prices(pair, OrderType(order["ordertype"]), r["limit_ticks"], r["stop_ticks"])
     qty, remaining, display = (
         pair.volume_text(r[c]) for c in ("volume_lots", "remaining_lots", "display_lots")
@@ -211,7 +209,7 @@ def _never_amended(pair: Pair, order: Any) -> dict[str, Any]:
         prices = _prices(pair, t, order["price2_ticks"] if stop > 0 else order["limit_ticks"], stop)
     qty = volume_text(pair, order["volume_lots"], order["flags"])
     display = pair.volume_text(order["display_lots"])
-    amend_no = ORIGINAL_AMEND_BIT | int(order["order_no"])
+    amend_no = ids.ORIGINAL_AMEND_BIT | int(order["order_no"])
     return _amend_entry(order, amend_no, qty, qty, display, prices, int(order["opened_ns"]))
 
 

@@ -54,9 +54,6 @@ DMS_TIMEOUT_S_MAX = 86_399
 # shape decode to no number at all; Kraken cannot tell such an id from one it forgot, and neither do we.
 KRAKEN_ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
 NO_ORDER = 0  # order numbers start at 1: matches no order, so the engine answers "Unknown order"
-# the amend id answered for an amend that cancelled the order's rest: beside the engine's amend
-# numbers and OrderAmends' originals (kraken_account.ORIGINAL_AMEND_BIT), one per order
-CANCELLING_AMEND_BIT = 1 << 62
 
 
 def check_deadline(ctx: Ctx, p: Params) -> None:
@@ -190,7 +187,7 @@ async def amend_order(ctx: Ctx, p: Params) -> Any:
         return {"amend_id": ids.amend_id(amends[0].amend_no)}
     # a quantity at or below what the order executed cancelled the rest (the contract): no amend
     # is recorded, and the answer's id is this order's own, never another amend's
-    return {"amend_id": ids.amend_id(CANCELLING_AMEND_BIT | order_no)}
+    return {"amend_id": ids.amend_id(ids.CANCELLING_AMEND_BIT | order_no)}
 
 
 async def edit_order(ctx: Ctx, p: Params) -> Any:

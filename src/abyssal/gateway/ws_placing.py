@@ -24,7 +24,6 @@ from abyssal.gateway import trading_limits as limits
 from abyssal.gateway.context import first_rejection
 from abyssal.gateway.errors import reject_text
 from abyssal.gateway.keys import ApiKey
-from abyssal.gateway.kraken_trading import CANCELLING_AMEND_BIT
 from abyssal.gateway.order_params import lots, place_order, ticks
 from abyssal.gateway.params import ParamError, invalid, opt_deadline_ns
 from abyssal.gateway.ws_codec import Json, Reply
@@ -195,7 +194,7 @@ async def amend_order(session: Session, key: ApiKey, params: Json, reply: Reply)
     raise_rejected(events)
     # no OrderAmended: the quantity cancelled the rest, and the id is the order's own (as on REST)
     amend_no = next(
-        (e.amend_no for e in events if isinstance(e, OrderAmended)), CANCELLING_AMEND_BIT | order_no
+        (e.amend_no for e in events if isinstance(e, OrderAmended)), ids.CANCELLING_AMEND_BIT | order_no
     )
     result: Json = {"amend_id": ids.amend_id(amend_no), "order_id": ids.order_id(order_no)}
     if isinstance(params.get("cl_ord_id"), str):
